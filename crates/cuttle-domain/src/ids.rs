@@ -123,8 +123,7 @@ impl fmt::Display for ResourceKind {
 /// Returns `None` for anything that is not `<known prefix>-<positive number>`.
 pub fn parse_resource_id(text: &str) -> Option<(ResourceKind, String)> {
     let (prefix, number) = text.rsplit_once('-')?;
-    if number.is_empty() || number.len() > 18 || !number.bytes().all(|byte| byte.is_ascii_digit())
-    {
+    if number.is_empty() || number.len() > 18 || !number.bytes().all(|byte| byte.is_ascii_digit()) {
         return None;
     }
     let number: i64 = number.parse().ok()?;
@@ -169,7 +168,10 @@ mod tests {
     #[test]
     fn storage_names_round_trip() {
         for kind in ResourceKind::ALL {
-            assert_eq!(ResourceKind::from_storage_name(kind.storage_name()), Some(kind));
+            assert_eq!(
+                ResourceKind::from_storage_name(kind.storage_name()),
+                Some(kind)
+            );
         }
     }
 }

@@ -41,7 +41,11 @@ fn references_from_list(
     ids: &[String],
 ) {
     for (index, id) in ids.iter().enumerate() {
-        references.push(Reference::new(format!("{field}[{index}]"), kind, id.clone()));
+        references.push(Reference::new(
+            format!("{field}[{index}]"),
+            kind,
+            id.clone(),
+        ));
     }
 }
 
@@ -125,7 +129,10 @@ impl Resource for Environment {
         validate_description(&self.description, &mut errors);
         normalize_slug(&mut self.slug, &self.name);
         if self.sort_order < 0 {
-            errors.push(FieldError::new("SortOrder", "SortOrder must not be negative"));
+            errors.push(FieldError::new(
+                "SortOrder",
+                "SortOrder must not be negative",
+            ));
         }
         errors
     }
@@ -461,7 +468,10 @@ fn validate_one_of(field: &str, value: &str, allowed: &[&str], errors: &mut Vec<
     if !allowed.contains(&value) {
         errors.push(FieldError::new(
             field,
-            format!("{field} must be one of {}, not '{value}'", allowed.join(", ")),
+            format!(
+                "{field} must be one of {}, not '{value}'",
+                allowed.join(", ")
+            ),
         ));
     }
 }
@@ -771,7 +781,9 @@ fn normalize_thumbprint(thumbprint: &mut String, errors: &mut Vec<FieldError>) {
         .collect::<String>()
         .to_ascii_uppercase();
     if !(cleaned.len() == 64 || cleaned.len() == 40)
-        || !cleaned.chars().all(|character| character.is_ascii_hexdigit())
+        || !cleaned
+            .chars()
+            .all(|character| character.is_ascii_hexdigit())
     {
         errors.push(FieldError::new(
             "Endpoint.Thumbprint",

@@ -1,1 +1,83 @@
-//! placeholder
+//! The store: what Cuttle keeps, behind one trait that each database backend implements.
+//!
+//! Configuration resources are **documents in SQL**, as Octopus keeps them: one row per resource
+//! with a few indexed columns (kind, space, owner, name, sort order) and the JSON document. The
+//! database, not the caller, enforces the two rules that races would otherwise break:
+//! names are unique per kind within a space (or owner) ignoring case, and a resource that others
+//! still point at cannot be deleted. References are rows of their own for that reason.
+//!
+//! Credentials (API keys, sessions) live in their own tables because they are looked up by hash
+//! and must never be served as documents.
+//!
+//! **Architecture Invariant:** backends differ only in SQL. Every behaviour a caller relies on
+//! is pinned by [`conformance`], which runs against SQLite always and PostgreSQL in CI.
+//!
+//! This crate does not know HTTP; it knows nothing of how ids look on the wire beyond
+//! [`ResourceKind::format_id`].
+
+pub mod conformance;
+mod document;
+mod error;
+mod records;
+pub mod typed;
+
+pub use cuttle_domain::ResourceKind;
+pub use document::{Change, Document, DocumentPage, DocumentQuery, DocumentSummary};
+pub use error::StoreError;
+pub use records::{ApiKeyRecord, SessionRecord};
+pub use typed::{ResourcePage, document_from_resource, resource_from_document};
+
+use async_trait::async_trait;
+
+/// Everything the server persists. Implemented by `cuttle-store-sqlite` and
+/// `cuttle-store-postgres`; used as `Arc<dyn Store>`.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// The next id of `kind` (`Environments-7`); never handed out twice, even across restarts.
+    async fn allocate_id(&self, kind: ResourceKind) -> Result<String, StoreError>;
+
+    /// Applies all changes in one transaction: all of them happen or none does.
+    ///
+    /// Fails with [`StoreError::NameTaken`] when an inserted or renamed document collides with
+    /// another's name, [`StoreError::InUse`] when a deleted document is still referenced,
+    /// [`StoreError::BrokenReference`] when a document points at one that does not exist, and
+    /// [`StoreError::NotFound`] when an updated or deleted document does not exist.
+    async fn write(&self, changes: &[Change]) -> Result<(), StoreError>;
+
+    async fn get_document(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<Option<Document>, StoreError>;
+
+    /// Lists documents of one kind, filtered, ordered by sort order then name, then paged.
+    async fn list_documents(
+        &self,
+        kind: ResourceKind,
+        query: &DocumentQuery,
+    ) -> Result<DocumentPage, StoreError>;
+
+    /// The documents that point at `id`, for "still in use by" messages.
+    async fn referrers(&self, id: &str) -> Result<Vec<DocumentSummary>, StoreError>;
+
+    async fn get_setting(&self, name: &str) -> Result<Option<String>, StoreError>;
+
+    /// Stores `value` unless the setting exists; returns what is stored afterwards.
+    async fn put_setting_if_absent(&self, name: &str, value: &str) -> Result<String, StoreError>;
+
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError>;
+    async fn find_api_key_by_hash(
+        &self,
+        key_hash: &str,
+    ) -> Result<Option<ApiKeyRecord>, StoreError>;
+    async fn list_api_keys(&self, user_id: &str) -> Result<Vec<ApiKeyRecord>, StoreError>;
+    /// Revokes a key; `false` when the user has no such key.
+    async fn delete_api_key(&self, user_id: &str, id: &str) -> Result<bool, StoreError>;
+
+    async fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
+    async fn find_session(&self, token_hash: &str) -> Result<Option<SessionRecord>, StoreError>;
+    async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError>;
+
+    /// Which backend this is, for logs and the root document ("SQLite", "PostgreSQL").
+    fn backend_name(&self) -> &'static str;
+}

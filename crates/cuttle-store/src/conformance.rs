@@ -1,0 +1,650 @@
+//! The store conformance suite: the behaviour every backend must have, as plain async functions
+//! over `&dyn Store`.
+//!
+//! Each backend crate runs every function here against a fresh database with
+//! [`crate::store_conformance_tests!`]. A failure panics with a message, as a test does.
+
+use chrono::{Duration, TimeZone, Utc};
+use serde_json::json;
+
+use crate::{
+    ApiKeyRecord, Change, Document, DocumentQuery, ResourceKind, SessionRecord, Store, StoreError,
+};
+
+/// Generates one `#[tokio::test]` per conformance function. `$make_store` is an async function
+/// returning a harness with `store(&self) -> Option<&dyn Store>` (`None` when the backend is
+/// not configured here; the harness decides whether that is allowed) and `async fn cleanup(self)`.
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($make_store:path) => {
+        $crate::store_conformance_tests!(@each $make_store;
+            ids_are_allocated_in_sequence_per_kind,
+            documents_round_trip,
+            names_are_unique_per_kind_and_scope_ignoring_case,
+            concurrent_inserts_of_one_name_leave_exactly_one,
+            renaming_onto_a_taken_name_is_refused,
+            lists_filter_before_paging_and_count_the_filtered_set,
+            lists_order_by_sort_order_then_name,
+            sql_metacharacters_are_plain_data,
+            referenced_documents_cannot_be_deleted,
+            broken_references_are_refused,
+            deleting_an_owner_deletes_what_it_owns,
+            a_space_with_contents_cannot_be_deleted,
+            writes_are_atomic,
+            unknown_documents_are_not_found,
+            settings_keep_their_first_value,
+            api_keys_are_found_by_hash_and_revocable,
+            sessions_round_trip
+        );
+    };
+    (@each $make_store:path; $($test:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                let harness = $make_store().await;
+                if let Some(store) = harness.store() {
+                    $crate::conformance::$test(store).await;
+                }
+                harness.cleanup().await;
+            }
+        )*
+    };
+}
+
+const SPACE: &str = "Spaces-1";
+
+async fn setup_space(store: &dyn Store, id: &str) {
+    store
+        .write(&[Change::Insert(document(ResourceKind::Space, id, None, id))])
+        .await
+        .expect("insert space");
+}
+
+/// A minimal document of `kind` named `name`.
+fn document(kind: ResourceKind, id: &str, space_id: Option<&str>, name: &str) -> Document {
+    Document {
+        id: id.to_owned(),
+        kind,
+        space_id: space_id.map(str::to_owned),
+        owner_id: None,
+        name: name.to_owned(),
+        sort_order: 0,
+        references: Vec::new(),
+        body: json!({ "Id": id, "Name": name }),
+    }
+}
+
+fn environment(id: &str, name: &str) -> Document {
+    document(ResourceKind::Environment, id, Some(SPACE), name)
+}
+
+async fn insert(store: &dyn Store, document: Document) {
+    let id = document.id.clone();
+    store
+        .write(&[Change::Insert(document)])
+        .await
+        .unwrap_or_else(|error| panic!("insert {id}: {error}"));
+}
+
+fn all_in_space() -> DocumentQuery {
+    DocumentQuery::in_space(SPACE)
+}
+
+fn ids_of(page: &crate::DocumentPage) -> Vec<&str> {
+    page.documents
+        .iter()
+        .map(|document| document.id.as_str())
+        .collect()
+}
+
+pub async fn ids_are_allocated_in_sequence_per_kind(store: &dyn Store) {
+    assert_eq!(
+        store.allocate_id(ResourceKind::Environment).await.unwrap(),
+        "Environments-1"
+    );
+    assert_eq!(
+        store.allocate_id(ResourceKind::Environment).await.unwrap(),
+        "Environments-2"
+    );
+    assert_eq!(
+        store.allocate_id(ResourceKind::Project).await.unwrap(),
+        "Projects-1"
+    );
+    let concurrent =
+        futures::future::join_all((0..10).map(|_| store.allocate_id(ResourceKind::Lifecycle)))
+            .await;
+    let mut ids: Vec<String> = concurrent.into_iter().map(Result::unwrap).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 10, "concurrent allocations must not repeat");
+}
+
+pub async fn documents_round_trip(store: &dyn Store) {
+    setup_space(store, SPACE).await;
+    let mut stored = environment("Environments-1", "Production");
+    stored.sort_order = 3;
+    stored.body = json!({ "Id": "Environments-1", "Name": "Production", "Nested": {"List": [1, "two", null]} });
+    insert(store, stored.clone()).await;
+    let read = store
+        .get_document(ResourceKind::Environment, "Environments-1")
+        .await
+        .unwrap()
+        .expect("stored document");
+    assert_eq!(read, stored);
+    // The kind is part of the key: the same id under another kind is absent.
+    assert_eq!(
+        store
+            .get_document(ResourceKind::Project, "Environments-1")
+            .await
+            .unwrap(),
+        None
+    );
+
+    let mut updated = stored.clone();
+    updated.name = "Prod".to_owned();
+    updated.body = json!({ "Name": "Prod" });
+    store
+        .write(&[Change::Update(updated.clone())])
+        .await
+        .unwrap();
+    let read = store
+        .get_document(ResourceKind::Environment, "Environments-1")
+        .await
+        .unwrap();
+    assert_eq!(read, Some(updated));
+}
+
+pub async fn names_are_unique_per_kind_and_scope_ignoring_case(store: &dyn Store) {
+    setup_space(store, SPACE).await;
+    setup_space(store, "Spaces-2").await;
+    insert(store, environment("Environments-1", "Production")).await;
+
+    let error = store
+        .write(&[Change::Insert(environment("Environments-2", "PRODUCTION"))])
+        .await
+        .expect_err("a name differing only in case is taken");
+    assert!(
+        matches!(&error, StoreError::NameTaken { kind: ResourceKind::Environment, name } if name == "PRODUCTION"),
+        "{error:?}"
+    );
+    // Non-ASCII names fold too.
+    insert(store, environment("Environments-3", "Österreich")).await;
+    assert!(matches!(
+        store
+            .write(&[Change::Insert(environment("Environments-4", "ÖSTERREICH"))])
+            .await,
+        Err(StoreError::NameTaken { .. })
+    ));
+    // Another kind, or another space, may use the name.
+    insert(
+        store,
+        document(
+            ResourceKind::Project,
+            "Projects-1",
+            Some(SPACE),
+            "Production",
+        ),
+    )
+    .await;
+    insert(
+        store,
+        document(
+            ResourceKind::Environment,
+            "Environments-5",
+            Some("Spaces-2"),
+            "Production",
+        ),
+    )
+    .await;
+    // Owned documents are unique within their owner, not the space.
+    for (channel_id, project_id) in [("Channels-1", "Projects-1"), ("Channels-2", "Projects-2")] {
+        if project_id == "Projects-2" {
+            insert(
+                store,
+                document(ResourceKind::Project, project_id, Some(SPACE), "Other"),
+            )
+            .await;
+        }
+        let mut channel = document(ResourceKind::Channel, channel_id, Some(SPACE), "Default");
+        channel.owner_id = Some(project_id.to_owned());
+        insert(store, channel).await;
+    }
+}
+
+pub async fn concurrent_inserts_of_one_name_leave_exactly_one(store: &dyn Store) {
+    setup_space(store, SPACE).await;
+    let attempts = (1..=20).map(|number| async move {
+        let document = environment(&format!("Environments-{number}"), "Staging");
+        store.write(&[Change::Insert(document)]).await
+    });
+    let results = futures::future::join_all(attempts).await;
+    let n_succeeded = results.iter().filter(|result| result.is_ok()).count();
+    let n_taken = results
+        .iter()
+        .filter(|result| matches!(result, Err(StoreError::NameTaken { .. })))
+        .count();
+    assert_eq!(
+        (n_succeeded, n_taken),
+        (1, 19),
+        "exactly one insert wins, the rest see NameTaken: {results:?}"
+    );
+    let page = store
+        .list_documents(ResourceKind::Environment, &all_in_space())
+        .await
+        .unwrap();
+    assert_eq!(page.total, 1);
+}
+
+pub async fn renaming_onto_a_taken_name_is_refused(store: &dyn Store) {
+    setup_space(store, SPACE).await;
+    insert(store, environment("Environments-1", "Test")).await;
+    insert(store, environment("Environments-2", "Production")).await;
+    let mut renamed = environment("Environments-2", "test");
+    renamed.body = json!({});
+    assert!(matches!(
+        store.write(&[Change::Update(renamed)]).await,
+        Err(StoreError::NameTaken { .. })
+    ));
+    // Changing only the case of one's own name is fine.
+    store
+        .write(&[Change::Update(environment("Environments-2", "PRODUCTION"))])
+        .await
+        .unwrap();
+}
+
+pub async fn lists_filter_before_paging_and_count_the_filtered_set(store: &dyn Store) {
+    setup_space(store, SPACE).await;
+    for (number, name) in [(1, "Web A"), (2, "Web B"), (3, "Database"), (4, "web c")] {
+        insert(store, environment(&format!("Environments-{number}"), name)).await;
+    }
+    let page = store
+        .list_documents(
+            ResourceKind::Environment,
+            &DocumentQuery {
+                partial_name: Some("WEB".to_owned()),
+                skip: 1,
+                take: 1,
+                ..all_in_space()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.total, 3);
+    assert_eq!(ids_of(&page), vec!["Environments-2"]);
+
+    let page = store
+        .list_documents(
+            ResourceKind::Environment,
+            &DocumentQuery {
+                ids: Some(vec![
+                    "Environments-3".to_owned(),
+                    "Environments-99".to_owned(),
+                    "Environments-1".to_owned(),
+                ]),
+                ..all_in_space()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.total, 2, "unknown ids are simply absent");
+    assert_eq!(ids_of(&page), vec!["Environments-3", "Environments-1"]);
+
+    let page = store
+        .list_documents(
+            ResourceKind::Environment,
+            &DocumentQuery {
+                ids: Some(Vec::new()),
+                ..all_in_space()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.total, 0);
+
+    let page = store
+        .list_documents(
+            ResourceKind::Environment,
+            &DocumentQuery {
+                name: Some("DATABASE".to_owned()),
+                ..all_in_space()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids_of(&page), vec!["Environments-3"]);
+
+    // The largest page size clients send must not overflow.
+    let page = store
+        .list_documents(
+            ResourceKind::Environment,
+            &DocumentQuery {
+                skip: i64::from(i32::MAX),
+                take: i64::from(i32::MAX),
+                ..all_in_space()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((page.total, page.documents.len()), (4, 0));
+
+    // Other spaces' documents are not listed.
+    let page = store
+        .list_documents(
+            ResourceKind::Environment,
+            &DocumentQuery::in_space("Spaces-9"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.total, 0);
+}
+
+pub async fn lists_order_by_sort_order_then_name(store: &dyn Store) {
+    setup_space(store, SPACE).await;
+    for (number, name, sort_order) in [(1, "b", 2), (2, "a", 2), (3, "z", 1)] {
+        let mut document = environment(&format!("Environments-{number}"), name);
+        document.sort_order = sort_order;
+        insert(store, document).await;
+    }
+    let page = store
+        .list_documents(ResourceKind::Environment, &all_in_space())
+        .await
+        .unwrap();
+    assert_eq!(
+        ids_of(&page),
+        vec!["Environments-3", "Environments-2", "Environments-1"]
+    );
+}
+
+pub async fn sql_metacharacters_are_plain_data(store: &dyn Store) {
+    setup_space(store, SPACE).await;
+    let hostile_names = [
+        "'; DROP TABLE documents; --",
+        "100% _done_",
+        "back\\slash",
+        "quote\"s",
+    ];
+    for (index, name) in hostile_names.iter().enumerate() {
+        insert(
+            store,
+            environment(&format!("Environments-{}", index + 1), name),
+        )
+        .await;
+    }
+    for name in hostile_names {
+        let page = store
+            .list_documents(
+                ResourceKind::Environment,
+                &DocumentQuery {
+                    partial_name: Some(name.to_owned()),
+                    ..all_in_space()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(page.total, 1, "partial name {name:?} matches itself only");
+    }
+    // LIKE wildcards in a filter match literally.
+    for wildcard in ["%", "_"] {
+        let page = store
+            .list_documents(
+                ResourceKind::Environment,
+                &DocumentQuery {
+                    partial_name: Some(wildcard.to_owned()),
+                    ..all_in_space()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(ids_of(&page), vec!["Environments-2"], "{wildcard}");
+    }
+    let page = store
+        .list_documents(
+            ResourceKind::Environment,
+            &DocumentQuery {
+                ids: Some(vec!["' OR '1'='1".to_owned()]),
+                ..all_in_space()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.total, 0);
+}
+
+pub async fn referenced_documents_cannot_be_deleted(store: &dyn Store) {
+    setup_space(store, SPACE).await;
+    insert(store, environment("Environments-1", "Production")).await;
+    let mut lifecycle = document(ResourceKind::Lifecycle, "Lifecycles-1", Some(SPACE), "Main");
+    lifecycle.references = vec!["Environments-1".to_owned()];
+    insert(store, lifecycle.clone()).await;
+
+    let error = store
+        .write(&[Change::Delete {
+            kind: ResourceKind::Environment,
+            id: "Environments-1".to_owned(),
+        }])
+        .await
+        .expect_err("in use");
+    match &error {
+        StoreError::InUse { used_by, .. } => {
+            assert_eq!(used_by.len(), 1);
+            assert_eq!(used_by[0].id, "Lifecycles-1");
+            assert_eq!(used_by[0].name, "Main");
+        }
+        other => panic!("expected InUse, got {other:?}"),
+    }
+    assert!(error.to_string().contains("lifecycle 'Main'"), "{error}");
+    assert_eq!(
+        store.referrers("Environments-1").await.unwrap().len(),
+        1,
+        "the refused delete changed nothing"
+    );
+
+    // Once the reference is gone, the delete goes through.
+    lifecycle.references.clear();
+    store.write(&[Change::Update(lifecycle)]).await.unwrap();
+    store
+        .write(&[Change::Delete {
+            kind: ResourceKind::Environment,
+            id: "Environments-1".to_owned(),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_document(ResourceKind::Environment, "Environments-1")
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+pub async fn broken_references_are_refused(store: &dyn Store) {
+    setup_space(store, SPACE).await;
+    let mut lifecycle = document(ResourceKind::Lifecycle, "Lifecycles-1", Some(SPACE), "Main");
+    lifecycle.references = vec!["Environments-404".to_owned()];
+    assert!(matches!(
+        store.write(&[Change::Insert(lifecycle)]).await,
+        Err(StoreError::BrokenReference { .. })
+    ));
+    assert_eq!(
+        store
+            .get_document(ResourceKind::Lifecycle, "Lifecycles-1")
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+pub async fn deleting_an_owner_deletes_what_it_owns(store: &dyn Store) {
+    setup_space(store, SPACE).await;
+    insert(
+        store,
+        document(ResourceKind::Lifecycle, "Lifecycles-1", Some(SPACE), "Main"),
+    )
+    .await;
+    insert(
+        store,
+        document(ResourceKind::Project, "Projects-1", Some(SPACE), "Web"),
+    )
+    .await;
+    let mut channel = document(ResourceKind::Channel, "Channels-1", Some(SPACE), "Default");
+    channel.owner_id = Some("Projects-1".to_owned());
+    channel.references = vec!["Projects-1".to_owned(), "Lifecycles-1".to_owned()];
+    insert(store, channel).await;
+
+    // The project's own channel does not keep the project alive.
+    store
+        .write(&[Change::Delete {
+            kind: ResourceKind::Project,
+            id: "Projects-1".to_owned(),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_document(ResourceKind::Channel, "Channels-1")
+            .await
+            .unwrap(),
+        None
+    );
+    // And the channel's references went with it.
+    store
+        .write(&[Change::Delete {
+            kind: ResourceKind::Lifecycle,
+            id: "Lifecycles-1".to_owned(),
+        }])
+        .await
+        .unwrap();
+}
+
+pub async fn a_space_with_contents_cannot_be_deleted(store: &dyn Store) {
+    setup_space(store, SPACE).await;
+    insert(store, environment("Environments-1", "Production")).await;
+    assert!(matches!(
+        store
+            .write(&[Change::Delete {
+                kind: ResourceKind::Space,
+                id: SPACE.to_owned(),
+            }])
+            .await,
+        Err(StoreError::InUse { .. })
+    ));
+}
+
+pub async fn writes_are_atomic(store: &dyn Store) {
+    setup_space(store, SPACE).await;
+    insert(store, environment("Environments-1", "Production")).await;
+    let result = store
+        .write(&[
+            Change::Insert(environment("Environments-2", "Staging")),
+            Change::Insert(environment("Environments-3", "production")),
+        ])
+        .await;
+    assert!(matches!(result, Err(StoreError::NameTaken { .. })));
+    assert_eq!(
+        store
+            .get_document(ResourceKind::Environment, "Environments-2")
+            .await
+            .unwrap(),
+        None,
+        "the first insert of a failed batch is rolled back"
+    );
+}
+
+pub async fn unknown_documents_are_not_found(store: &dyn Store) {
+    setup_space(store, SPACE).await;
+    assert!(matches!(
+        store
+            .write(&[Change::Update(environment("Environments-9", "Nope"))])
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store
+            .write(&[Change::Delete {
+                kind: ResourceKind::Environment,
+                id: "Environments-9".to_owned(),
+            }])
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+pub async fn settings_keep_their_first_value(store: &dyn Store) {
+    assert_eq!(store.get_setting("installation-id").await.unwrap(), None);
+    assert_eq!(
+        store
+            .put_setting_if_absent("installation-id", "first")
+            .await
+            .unwrap(),
+        "first"
+    );
+    assert_eq!(
+        store
+            .put_setting_if_absent("installation-id", "second")
+            .await
+            .unwrap(),
+        "first"
+    );
+    assert_eq!(
+        store
+            .get_setting("installation-id")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("first")
+    );
+}
+
+async fn setup_user(store: &dyn Store) {
+    insert(
+        store,
+        document(ResourceKind::User, "Users-1", None, "admin"),
+    )
+    .await;
+}
+
+pub async fn api_keys_are_found_by_hash_and_revocable(store: &dyn Store) {
+    setup_user(store).await;
+    let created = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+    let key = ApiKeyRecord {
+        id: "ApiKeys-1".to_owned(),
+        user_id: "Users-1".to_owned(),
+        purpose: "CI".to_owned(),
+        key_hash: "ab".repeat(32),
+        created,
+        expires: Some(created + Duration::days(30)),
+    };
+    store.insert_api_key(&key).await.unwrap();
+    assert_eq!(
+        store.find_api_key_by_hash(&"ab".repeat(32)).await.unwrap(),
+        Some(key.clone())
+    );
+    assert_eq!(store.find_api_key_by_hash("cd").await.unwrap(), None);
+    assert_eq!(store.list_api_keys("Users-1").await.unwrap(), vec![key]);
+    assert!(!store.delete_api_key("Users-2", "ApiKeys-1").await.unwrap());
+    assert!(store.delete_api_key("Users-1", "ApiKeys-1").await.unwrap());
+    assert_eq!(
+        store.find_api_key_by_hash(&"ab".repeat(32)).await.unwrap(),
+        None
+    );
+}
+
+pub async fn sessions_round_trip(store: &dyn Store) {
+    setup_user(store).await;
+    let created = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+    let session = SessionRecord {
+        token_hash: "ef".repeat(32),
+        user_id: "Users-1".to_owned(),
+        csrf_token: "csrf".to_owned(),
+        created,
+        expires: created + Duration::hours(12),
+    };
+    store.insert_session(&session).await.unwrap();
+    assert_eq!(
+        store.find_session(&"ef".repeat(32)).await.unwrap(),
+        Some(session)
+    );
+    store.delete_session(&"ef".repeat(32)).await.unwrap();
+    assert_eq!(store.find_session(&"ef".repeat(32)).await.unwrap(), None);
+}
