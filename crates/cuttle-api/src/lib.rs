@@ -1,1 +1,181 @@
-//! placeholder
+//! Cuttle's wire types: what the REST API sends and receives, in Octopus's JSON shape.
+//!
+//! **API Boundary:** these are plain serde structs with public fields, shared by the server,
+//! the client and the tests. The configuration resources themselves are `cuttle-domain` types;
+//! on the wire they carry an extra `Links` object, which [`Resource`] adds.
+//!
+//! Field names are PascalCase because the official Octopus client reads them that way.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use cuttle_domain as domain;
+
+/// The product version reported to clients. The official client refuses servers older than
+/// 2022.3.5512 and parses this as strict semver, so it is an Octopus-compatible version; the
+/// Cuttle build's own version goes in [`RootDocument::cuttle_version`].
+pub const OCTOPUS_COMPATIBLE_VERSION: &str = "2025.1.0";
+
+/// The header API keys travel in.
+pub const API_KEY_HEADER: &str = "X-Octopus-ApiKey";
+
+/// The header a browser session repeats its CSRF token in on unsafe requests.
+pub const CSRF_HEADER: &str = "X-Octopus-Csrf-Token";
+
+/// Links of a resource or collection, by relation name.
+pub type Links = BTreeMap<String, String>;
+
+/// Every error answer: `ErrorMessage` says what went wrong, `Errors` lists the details.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct ErrorBody {
+    pub error_message: String,
+    #[serde(default)]
+    pub errors: Vec<String>,
+}
+
+/// `GET /api`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct RootDocument {
+    pub application: String,
+    pub version: String,
+    pub api_version: String,
+    pub cuttle_version: String,
+    pub installation_id: String,
+    #[serde(default)]
+    pub links: Links,
+}
+
+/// A resource as the API shows it: the resource's own fields plus `Links`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Resource<T> {
+    #[serde(flatten)]
+    pub resource: T,
+    #[serde(rename = "Links", default)]
+    pub links: Links,
+}
+
+/// A page of a list route.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Collection<T> {
+    pub item_type: String,
+    pub total_results: i64,
+    pub items_per_page: i64,
+    pub number_of_pages: i64,
+    pub last_page_number: i64,
+    pub items: Vec<T>,
+    #[serde(default)]
+    pub links: Links,
+}
+
+/// A user as the API shows it (never with credentials).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct UserResource {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+    pub email_address: Option<String>,
+    pub is_active: bool,
+    pub is_service: bool,
+    pub is_administrator: bool,
+    pub can_password_be_edited: bool,
+    pub is_requestor: bool,
+    #[serde(default)]
+    pub identities: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub links: Links,
+}
+
+/// `POST /api/users/login`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+    pub remember_me: bool,
+}
+
+/// `POST /api/users/{id}/apikeys`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct CreateApiKeyRequest {
+    pub purpose: String,
+    /// ISO-8601; `None` never expires.
+    pub expires: Option<String>,
+}
+
+/// An API key as listed: never the key itself.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct ApiKeyResource {
+    pub id: String,
+    pub purpose: String,
+    pub user_id: String,
+    pub created: String,
+    pub expires: Option<String>,
+    #[serde(default)]
+    pub links: Links,
+}
+
+/// The answer to creating an API key: the only time the key is shown.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct ApiKeyCreatedResource {
+    pub id: String,
+    pub purpose: String,
+    pub user_id: String,
+    pub created: String,
+    pub expires: Option<String>,
+    pub api_key: String,
+    #[serde(default)]
+    pub links: Links,
+}
+
+/// An item of `GET /api/{spaceId}/environments/v2`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct EnvironmentV2 {
+    pub id: String,
+    pub space_id: String,
+    pub name: String,
+    pub slug: String,
+    pub description: Option<String>,
+    pub sort_order: i64,
+    #[serde(rename = "Type")]
+    pub environment_type: String,
+    #[serde(default)]
+    pub links: Links,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cuttle_domain::Environment;
+
+    #[test]
+    fn resources_flatten_their_fields_beside_links() {
+        let resource = Resource {
+            resource: Environment {
+                id: "Environments-1".to_owned(),
+                name: "Dev".to_owned(),
+                ..Environment::default()
+            },
+            links: Links::from([(
+                "Self".to_owned(),
+                "/api/Spaces-1/environments/Environments-1".to_owned(),
+            )]),
+        };
+        let json = serde_json::to_value(&resource).unwrap();
+        assert_eq!(json["Id"], "Environments-1");
+        assert_eq!(
+            json["Links"]["Self"],
+            "/api/Spaces-1/environments/Environments-1"
+        );
+        let back: Resource<Environment> = serde_json::from_value(json).unwrap();
+        assert_eq!(back, resource);
+    }
+}

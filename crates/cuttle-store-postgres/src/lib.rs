@@ -202,6 +202,44 @@ async fn apply_change(
                 .map_err(database_error)?;
             insert_references(transaction, document).await
         }
+        Change::DeleteSpace { id } => {
+            // References inside the space go first so no check sees a half-deleted space.
+            for statement in [
+                "DELETE FROM document_references
+                 WHERE from_id IN (SELECT id FROM documents WHERE space_id = $1)",
+                "DELETE FROM documents WHERE space_id = $1 AND owner_id IS NOT NULL",
+                "DELETE FROM documents WHERE space_id = $1",
+            ] {
+                sqlx::query(statement)
+                    .bind(id)
+                    .execute(&mut **transaction)
+                    .await
+                    .map_err(|error| {
+                        if is_foreign_key_violation(&error) {
+                            StoreError::InUse {
+                                kind: ResourceKind::Space,
+                                id: id.clone(),
+                                used_by: Vec::new(),
+                            }
+                        } else {
+                            database_error(error)
+                        }
+                    })?;
+            }
+            let result = sqlx::query("DELETE FROM documents WHERE id = $1 AND kind = $2")
+                .bind(id)
+                .bind(ResourceKind::Space.storage_name())
+                .execute(&mut **transaction)
+                .await
+                .map_err(database_error)?;
+            if result.rows_affected() == 0 {
+                return Err(StoreError::NotFound {
+                    kind: ResourceKind::Space,
+                    id: id.clone(),
+                });
+            }
+            Ok(())
+        }
         Change::Delete { kind, id } => {
             // Owned documents go first, explicitly: PostgreSQL may check a reference to the
             // owner before a cascade has removed the owned document that holds it.

@@ -30,6 +30,7 @@ macro_rules! store_conformance_tests {
             broken_references_are_refused,
             deleting_an_owner_deletes_what_it_owns,
             a_space_with_contents_cannot_be_deleted,
+            deleting_a_space_deletes_its_contents,
             writes_are_atomic,
             unknown_documents_are_not_found,
             settings_keep_their_first_value,
@@ -528,6 +529,65 @@ pub async fn a_space_with_contents_cannot_be_deleted(store: &dyn Store) {
             }])
             .await,
         Err(StoreError::InUse { .. })
+    ));
+}
+
+pub async fn deleting_a_space_deletes_its_contents(store: &dyn Store) {
+    setup_space(store, SPACE).await;
+    setup_space(store, "Spaces-2").await;
+    insert(store, environment("Environments-1", "Production")).await;
+    insert(
+        store,
+        document(
+            ResourceKind::Environment,
+            "Environments-2",
+            Some("Spaces-2"),
+            "Kept",
+        ),
+    )
+    .await;
+    let mut lifecycle = document(ResourceKind::Lifecycle, "Lifecycles-1", Some(SPACE), "Main");
+    lifecycle.references = vec!["Environments-1".to_owned()];
+    insert(store, lifecycle).await;
+    insert(
+        store,
+        document(ResourceKind::Project, "Projects-1", Some(SPACE), "Web"),
+    )
+    .await;
+    let mut channel = document(ResourceKind::Channel, "Channels-1", Some(SPACE), "Default");
+    channel.owner_id = Some("Projects-1".to_owned());
+    channel.references = vec!["Projects-1".to_owned(), "Lifecycles-1".to_owned()];
+    insert(store, channel).await;
+
+    store
+        .write(&[Change::DeleteSpace {
+            id: SPACE.to_owned(),
+        }])
+        .await
+        .unwrap();
+    for (kind, id) in [
+        (ResourceKind::Space, SPACE),
+        (ResourceKind::Environment, "Environments-1"),
+        (ResourceKind::Lifecycle, "Lifecycles-1"),
+        (ResourceKind::Channel, "Channels-1"),
+    ] {
+        assert_eq!(store.get_document(kind, id).await.unwrap(), None, "{id}");
+    }
+    assert!(
+        store
+            .get_document(ResourceKind::Environment, "Environments-2")
+            .await
+            .unwrap()
+            .is_some(),
+        "other spaces keep their contents"
+    );
+    assert!(matches!(
+        store
+            .write(&[Change::DeleteSpace {
+                id: SPACE.to_owned()
+            }])
+            .await,
+        Err(StoreError::NotFound { .. })
     ));
 }
 

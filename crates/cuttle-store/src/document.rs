@@ -46,7 +46,14 @@ pub struct DocumentSummary {
 pub enum Change {
     Insert(Document),
     Update(Document),
-    Delete { kind: ResourceKind, id: String },
+    Delete {
+        kind: ResourceKind,
+        id: String,
+    },
+    /// Deletes a space and every document in it (Octopus deletes a space's contents with it).
+    DeleteSpace {
+        id: String,
+    },
 }
 
 /// Filters for [`crate::Store::list_documents`]; every filter applies before paging.
