@@ -6,7 +6,7 @@ use crate::document::DocumentSummary;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("a {kind} named '{name}' already exists")]
+    #[error("{} named '{name}' already exists", with_article(*.kind))]
     NameTaken { kind: ResourceKind, name: String },
 
     #[error("{kind} {id} was not found")]
@@ -38,6 +38,17 @@ impl StoreError {
     pub fn database(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
         StoreError::Database(Box::new(error))
     }
+}
+
+/// "an environment", "a project".
+fn with_article(kind: ResourceKind) -> String {
+    let name = kind.human_name();
+    let article = if name.starts_with(['a', 'e', 'i', 'o', 'u', 'A', 'E', 'I', 'O', 'U']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {name}")
 }
 
 /// "project 'Web' (Projects-1) and lifecycle 'Default' (Lifecycles-1)", shortened past five.

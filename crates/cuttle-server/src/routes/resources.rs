@@ -1,0 +1,341 @@
+//! What is special about each configuration resource, as [`ManagedResource`] hooks.
+
+use async_trait::async_trait;
+use cuttle_domain::{
+    Channel, DeploymentTarget, Environment, HealthStatus, LibraryVariableSet, Lifecycle, Project,
+    ProjectGroup, Resource, Space, Worker, WorkerPool,
+};
+use cuttle_store::{Change, DocumentQuery, document_from_resource};
+
+use super::crud::{ManagedResource, new_guid};
+use crate::bootstrap::default_space_contents;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The next sort order after every resource of `T` in the space.
+async fn next_sort_order<T: ManagedResource>(
+    state: &AppState,
+    space_id: &str,
+) -> Result<i64, ApiError> {
+    let page = state
+        .store()
+        .list_resources::<T>(&DocumentQuery::in_space(space_id))
+        .await?;
+    Ok(page
+        .items
+        .iter()
+        .map(Resource::sort_order)
+        .max()
+        .map_or(1, |highest| highest + 1))
+}
+
+/// Resolves an empty id field to the space's resource of `T` with `default_name`.
+async fn default_by_name<T: ManagedResource>(
+    state: &AppState,
+    space_id: &str,
+    field: &mut String,
+    default_name: &str,
+) -> Result<(), ApiError> {
+    if field.trim().is_empty()
+        && let Some(default) = state
+            .store()
+            .find_resource_by_name::<T>(Some(space_id), default_name)
+            .await?
+    {
+        *field = default.id().to_owned();
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl ManagedResource for Space {
+    const COLLECTION: &'static str = "spaces";
+
+    async fn complete_write(
+        &mut self,
+        state: &AppState,
+        stored: Option<&Self>,
+    ) -> Result<Vec<Change>, ApiError> {
+        let mut changes = Vec::new();
+        if self.is_default {
+            changes.extend(
+                clear_other_defaults::<Space>(state, None, &self.id, |space| &mut space.is_default)
+                    .await?,
+            );
+        } else if stored.is_some_and(|stored| stored.is_default) {
+            return Err(ApiError::bad_request(
+                "IsDefault: there must be a default space; make another space the default instead",
+            ));
+        }
+        if stored.is_none() {
+            // A new space starts with the same defaults as the first one.
+            changes.extend(default_space_contents(state.store(), &self.id).await?);
+        }
+        Ok(changes)
+    }
+
+    fn check_delete(&self) -> Result<(), ApiError> {
+        if self.is_default {
+            return Err(ApiError::bad_request(
+                "the default space cannot be deleted; make another space the default first",
+            ));
+        }
+        if !self.task_queue_stopped {
+            return Err(ApiError::bad_request(
+                "stop the space's task queue (set TaskQueueStopped to true) before deleting it; deleting a space deletes everything in it",
+            ));
+        }
+        Ok(())
+    }
+
+    fn delete_change(&self) -> Change {
+        Change::DeleteSpace {
+            id: self.id.clone(),
+        }
+    }
+}
+
+/// Updates that unset a "default" flag on every other resource of `T` that has it.
+async fn clear_other_defaults<T: ManagedResource>(
+    state: &AppState,
+    query: Option<DocumentQuery>,
+    keep_id: &str,
+    flag: impl Fn(&mut T) -> &mut bool,
+) -> Result<Vec<Change>, ApiError> {
+    let query = query.unwrap_or_default();
+    let page = state.store().list_resources::<T>(&query).await?;
+    let mut changes = Vec::new();
+    for mut other in page.items {
+        if other.id() != keep_id && *flag(&mut other) {
+            *flag(&mut other) = false;
+            changes.push(Change::Update(document_from_resource(&other)?));
+        }
+    }
+    Ok(changes)
+}
+
+#[async_trait]
+impl ManagedResource for Environment {
+    const COLLECTION: &'static str = "environments";
+
+    async fn prepare_new(&mut self, state: &AppState) -> Result<(), ApiError> {
+        if self.sort_order == 0 {
+            self.sort_order = next_sort_order::<Environment>(state, &self.space_id).await?;
+        }
+        Ok(())
+    }
+
+    fn keep_server_fields(&mut self, stored: &Self) {
+        if self.sort_order == 0 {
+            self.sort_order = stored.sort_order;
+        }
+    }
+}
+
+#[async_trait]
+impl ManagedResource for Lifecycle {
+    const COLLECTION: &'static str = "lifecycles";
+
+    async fn complete_write(
+        &mut self,
+        _state: &AppState,
+        _stored: Option<&Self>,
+    ) -> Result<Vec<Change>, ApiError> {
+        self.assign_phase_ids(new_guid);
+        Ok(Vec::new())
+    }
+}
+
+#[async_trait]
+impl ManagedResource for ProjectGroup {
+    const COLLECTION: &'static str = "projectgroups";
+}
+
+#[async_trait]
+impl ManagedResource for Project {
+    const COLLECTION: &'static str = "projects";
+
+    async fn prepare_new(&mut self, state: &AppState) -> Result<(), ApiError> {
+        let space_id = self.space_id.clone();
+        default_by_name::<Lifecycle>(
+            state,
+            &space_id,
+            &mut self.lifecycle_id,
+            crate::bootstrap::DEFAULT_LIFECYCLE_NAME,
+        )
+        .await?;
+        default_by_name::<ProjectGroup>(
+            state,
+            &space_id,
+            &mut self.project_group_id,
+            crate::bootstrap::DEFAULT_PROJECT_GROUP_NAME,
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn complete_write(
+        &mut self,
+        state: &AppState,
+        stored: Option<&Self>,
+    ) -> Result<Vec<Change>, ApiError> {
+        self.fill_derived_ids();
+        if stored.is_some() {
+            return Ok(Vec::new());
+        }
+        // Every project has a default channel from the start, as in Octopus.
+        let channel = Channel {
+            id: state.store().allocate_id(Channel::KIND).await?,
+            space_id: self.space_id.clone(),
+            project_id: self.id.clone(),
+            name: "Default".to_owned(),
+            slug: "default".to_owned(),
+            is_default: true,
+            ..Channel::default()
+        };
+        Ok(vec![Change::Insert(document_from_resource(&channel)?)])
+    }
+}
+
+#[async_trait]
+impl ManagedResource for Channel {
+    const COLLECTION: &'static str = "channels";
+
+    fn keep_server_fields(&mut self, stored: &Self) {
+        // A channel cannot move to another project.
+        self.project_id.clone_from(&stored.project_id);
+    }
+
+    async fn complete_write(
+        &mut self,
+        state: &AppState,
+        stored: Option<&Self>,
+    ) -> Result<Vec<Change>, ApiError> {
+        self.assign_rule_ids(new_guid);
+        if self.is_default {
+            let query = DocumentQuery {
+                owner_id: Some(self.project_id.clone()),
+                ..DocumentQuery::default()
+            };
+            clear_other_defaults::<Channel>(state, Some(query), &self.id, |channel| {
+                &mut channel.is_default
+            })
+            .await
+        } else if stored.is_some_and(|stored| stored.is_default) {
+            Err(ApiError::bad_request(
+                "IsDefault: a project must have a default channel; make another channel the default instead",
+            ))
+        } else {
+            Ok(Vec::new())
+        }
+    }
+
+    fn check_delete(&self) -> Result<(), ApiError> {
+        if self.is_default {
+            return Err(ApiError::bad_request(format!(
+                "channel '{}' is the project's default channel and cannot be deleted; make another channel the default first",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ManagedResource for DeploymentTarget {
+    const COLLECTION: &'static str = "machines";
+
+    async fn prepare_new(&mut self, _state: &AppState) -> Result<(), ApiError> {
+        // Health is observed by the server, never declared by a client.
+        self.health_status = HealthStatus::Unknown;
+        self.status_summary = None;
+        self.last_health_check = None;
+        Ok(())
+    }
+
+    fn keep_server_fields(&mut self, stored: &Self) {
+        self.health_status = stored.health_status;
+        self.status_summary.clone_from(&stored.status_summary);
+        self.last_health_check.clone_from(&stored.last_health_check);
+    }
+}
+
+#[async_trait]
+impl ManagedResource for WorkerPool {
+    const COLLECTION: &'static str = "workerpools";
+
+    async fn prepare_new(&mut self, state: &AppState) -> Result<(), ApiError> {
+        if self.sort_order == 0 {
+            self.sort_order = next_sort_order::<WorkerPool>(state, &self.space_id).await?;
+        }
+        Ok(())
+    }
+
+    fn keep_server_fields(&mut self, stored: &Self) {
+        if self.sort_order == 0 {
+            self.sort_order = stored.sort_order;
+        }
+    }
+
+    async fn complete_write(
+        &mut self,
+        state: &AppState,
+        stored: Option<&Self>,
+    ) -> Result<Vec<Change>, ApiError> {
+        if self.is_default {
+            let query = DocumentQuery::in_space(&self.space_id);
+            clear_other_defaults::<WorkerPool>(state, Some(query), &self.id, |pool| {
+                &mut pool.is_default
+            })
+            .await
+        } else if stored.is_some_and(|stored| stored.is_default) {
+            Err(ApiError::bad_request(
+                "IsDefault: a space must have a default worker pool; make another pool the default instead",
+            ))
+        } else {
+            Ok(Vec::new())
+        }
+    }
+
+    fn check_delete(&self) -> Result<(), ApiError> {
+        if self.is_default {
+            return Err(ApiError::bad_request(format!(
+                "worker pool '{}' is the space's default worker pool and cannot be deleted; make another pool the default first",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ManagedResource for Worker {
+    const COLLECTION: &'static str = "workers";
+
+    async fn prepare_new(&mut self, _state: &AppState) -> Result<(), ApiError> {
+        self.health_status = HealthStatus::Unknown;
+        self.status_summary = None;
+        self.last_health_check = None;
+        Ok(())
+    }
+
+    fn keep_server_fields(&mut self, stored: &Self) {
+        self.health_status = stored.health_status;
+        self.status_summary.clone_from(&stored.status_summary);
+        self.last_health_check.clone_from(&stored.last_health_check);
+    }
+}
+
+#[async_trait]
+impl ManagedResource for LibraryVariableSet {
+    const COLLECTION: &'static str = "libraryvariablesets";
+
+    async fn complete_write(
+        &mut self,
+        _state: &AppState,
+        _stored: Option<&Self>,
+    ) -> Result<Vec<Change>, ApiError> {
+        self.fill_derived_ids();
+        Ok(Vec::new())
+    }
+}

@@ -1,0 +1,30 @@
+//! `GET /api`: the root document clients read first.
+
+use axum::Json;
+use axum::extract::State;
+use cuttle_api::{Links, OCTOPUS_COMPATIBLE_VERSION, RootDocument};
+
+use crate::state::AppState;
+
+/// Answers anonymously: the official client calls it before authenticating anything.
+pub(crate) async fn root_document(State(state): State<AppState>) -> Json<RootDocument> {
+    let links = Links::from([
+        ("Self".to_owned(), "/api".to_owned()),
+        (
+            "Spaces".to_owned(),
+            "/api/spaces{/id}{?skip,ids,take,partialName}".to_owned(),
+        ),
+        ("CurrentUser".to_owned(), "/api/users/me".to_owned()),
+        ("SignIn".to_owned(), "/api/users/login".to_owned()),
+        ("SignOut".to_owned(), "/api/users/logout".to_owned()),
+        ("SpaceHome".to_owned(), "/api/{spaceId}".to_owned()),
+    ]);
+    Json(RootDocument {
+        application: "Cuttle".to_owned(),
+        version: OCTOPUS_COMPATIBLE_VERSION.to_owned(),
+        api_version: "3.0.0".to_owned(),
+        cuttle_version: env!("CARGO_PKG_VERSION").to_owned(),
+        installation_id: state.installation_id.to_string(),
+        links,
+    })
+}

@@ -1,0 +1,37 @@
+//! What every handler shares: the store and the server's identity.
+
+use std::sync::Arc;
+
+use cuttle_store::Store;
+
+/// The default limit on JSON request bodies: 10 MiB.
+pub const DEFAULT_JSON_BODY_LIMIT: usize = 10 * 1024 * 1024;
+
+/// Shared state of the HTTP app; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) installation_id: Arc<str>,
+    pub(crate) json_body_limit: usize,
+}
+
+impl AppState {
+    /// State over `store`, for an installation with the given id (see [`crate::bootstrap`]).
+    pub fn new(store: Arc<dyn Store>, installation_id: String) -> AppState {
+        AppState {
+            store,
+            installation_id: installation_id.into(),
+            json_body_limit: DEFAULT_JSON_BODY_LIMIT,
+        }
+    }
+
+    /// Sets the largest JSON request body accepted, in bytes.
+    pub fn with_json_body_limit(mut self, limit: usize) -> AppState {
+        self.json_body_limit = limit;
+        self
+    }
+
+    pub(crate) fn store(&self) -> &dyn Store {
+        &*self.store
+    }
+}

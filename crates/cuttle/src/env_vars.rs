@@ -1,0 +1,16 @@
+//! Every environment variable Cuttle reads, in one place. Only the binary reads them.
+
+/// The data directory (default `./cuttle-data`): the SQLite database and, later, blobs and keys.
+pub(crate) const CUTTLE_DATA_DIR: &str = "CUTTLE_DATA_DIR";
+/// The HTTP listen address (default `127.0.0.1:8050`).
+pub(crate) const CUTTLE_LISTEN: &str = "CUTTLE_LISTEN";
+/// A `postgres://` URL: run on PostgreSQL instead of the embedded SQLite store.
+pub(crate) const CUTTLE_DATABASE_URL: &str = "CUTTLE_DATABASE_URL";
+/// The admin's first API key, instead of a random one (first start only).
+pub(crate) const CUTTLE_BOOTSTRAP_API_KEY: &str = "CUTTLE_BOOTSTRAP_API_KEY";
+/// The admin's first password, instead of a random one (first start only).
+pub(crate) const CUTTLE_BOOTSTRAP_ADMIN_PASSWORD: &str = "CUTTLE_BOOTSTRAP_ADMIN_PASSWORD";
+/// The largest JSON request body in bytes (default 10 MiB).
+pub(crate) const CUTTLE_MAX_JSON_BODY: &str = "CUTTLE_MAX_JSON_BODY";
+/// The log filter, in `tracing` syntax (default `info`).
+pub(crate) const CUTTLE_LOG: &str = "CUTTLE_LOG";

@@ -1,0 +1,147 @@
+//! `cuttle server`: opens the store, bootstraps it, and serves until SIGTERM or Ctrl-C.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use cuttle_server::{AppState, BootstrapOptions, DEFAULT_JSON_BODY_LIMIT, FirstStartCredentials};
+use cuttle_store::Store;
+
+use crate::env_vars;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServerArguments {
+    /// Where the embedded database (and later packages and keys) live.
+    #[arg(long, env = env_vars::CUTTLE_DATA_DIR, default_value = "./cuttle-data")]
+    data_dir: PathBuf,
+
+    /// The address to serve HTTP on. Port 0 picks a free port, printed at start.
+    #[arg(long, env = env_vars::CUTTLE_LISTEN, default_value = "127.0.0.1:8050")]
+    listen: SocketAddr,
+
+    /// Run on PostgreSQL (`postgres://user@host/database`) instead of the embedded SQLite.
+    #[arg(long, env = env_vars::CUTTLE_DATABASE_URL, hide_env_values = true)]
+    database_url: Option<String>,
+
+    /// The largest JSON request body accepted, in bytes.
+    #[arg(long, env = env_vars::CUTTLE_MAX_JSON_BODY, default_value_t = DEFAULT_JSON_BODY_LIMIT)]
+    max_json_body: usize,
+}
+
+pub(crate) async fn run(arguments: ServerArguments) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let store = open_store(&arguments).await?;
+    let options = BootstrapOptions {
+        api_key: non_empty_env(env_vars::CUTTLE_BOOTSTRAP_API_KEY),
+        admin_password: non_empty_env(env_vars::CUTTLE_BOOTSTRAP_ADMIN_PASSWORD),
+    };
+    let outcome = cuttle_server::bootstrap(&*store, &options)
+        .await
+        .context("prepare the store on start")?;
+    if let Some(credentials) = &outcome.first_start {
+        print_first_start_credentials(credentials)?;
+    }
+
+    let listener = tokio::net::TcpListener::bind(arguments.listen)
+        .await
+        .with_context(|| format!("listen on {}", arguments.listen))?;
+    let address = listener.local_addr().context("read the listen address")?;
+    let state = AppState::new(Arc::clone(&store), outcome.installation_id)
+        .with_json_body_limit(arguments.max_json_body);
+    // The line tests and scripts wait for; stdout, so it is easy to read.
+    announce(&format!("Cuttle is listening on http://{address}"))?;
+    tracing::info!(
+        store = store.backend_name(),
+        elapsed_ms = started.elapsed().as_millis(),
+        "server started"
+    );
+    cuttle_server::serve(listener, state, shutdown_signal())
+        .await
+        .context("serve HTTP")?;
+    tracing::info!("server stopped");
+    Ok(())
+}
+
+async fn open_store(arguments: &ServerArguments) -> anyhow::Result<Arc<dyn Store>> {
+    match &arguments.database_url {
+        Some(database_url) => {
+            let store = cuttle_store_postgres::PostgresStore::connect(database_url)
+                .await
+                .context("connect to PostgreSQL and apply migrations")?;
+            Ok(Arc::new(store))
+        }
+        None => {
+            let store = cuttle_store_sqlite::SqliteStore::open(&arguments.data_dir)
+                .await
+                .with_context(|| {
+                    format!("open the SQLite store in {}", arguments.data_dir.display())
+                })?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+fn non_empty_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.is_empty())
+}
+
+#[expect(
+    clippy::print_stdout,
+    reason = "the operator reads these lines on the console"
+)]
+fn announce(line: &str) -> anyhow::Result<()> {
+    println!("{line}");
+    std::io::stdout().flush().context("write to stdout")
+}
+
+/// Shown once, on the start that created them; only hashes are stored.
+fn print_first_start_credentials(credentials: &FirstStartCredentials) -> anyhow::Result<()> {
+    let mut lines = vec![
+        "Cuttle has been set up. The administrator's credentials are shown this once:".to_owned(),
+        format!("  Username: {}", credentials.username),
+    ];
+    lines.push(match &credentials.generated_password {
+        Some(password) => format!("  Password: {password}"),
+        None => format!(
+            "  Password: (from {})",
+            env_vars::CUTTLE_BOOTSTRAP_ADMIN_PASSWORD
+        ),
+    });
+    lines.push(match &credentials.generated_api_key {
+        Some(api_key) => format!("  API key:  {api_key}"),
+        None => format!("  API key:  (from {})", env_vars::CUTTLE_BOOTSTRAP_API_KEY),
+    });
+    announce(&lines.join("\n"))
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!("could not listen for Ctrl-C: {error}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!("could not listen for SIGTERM: {error}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
