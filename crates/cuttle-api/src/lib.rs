@@ -26,6 +26,33 @@ pub const CSRF_HEADER: &str = "X-Octopus-Csrf-Token";
 /// Links of a resource or collection, by relation name.
 pub type Links = BTreeMap<String, String>;
 
+/// A configuration resource with a collection of its own in the API: `/api/{spaceId}/{COLLECTION}`
+/// (or `/api/{COLLECTION}` for global ones such as spaces).
+pub trait ApiResource: cuttle_domain::Resource {
+    const COLLECTION: &'static str;
+}
+
+macro_rules! api_resources {
+    ($($resource:ident => $collection:literal),* $(,)?) => {
+        $(impl ApiResource for cuttle_domain::$resource {
+            const COLLECTION: &'static str = $collection;
+        })*
+    };
+}
+
+api_resources! {
+    Space => "spaces",
+    Environment => "environments",
+    Lifecycle => "lifecycles",
+    ProjectGroup => "projectgroups",
+    Project => "projects",
+    Channel => "channels",
+    DeploymentTarget => "machines",
+    WorkerPool => "workerpools",
+    Worker => "workers",
+    LibraryVariableSet => "libraryvariablesets",
+}
+
 /// Every error answer: `ErrorMessage` says what went wrong, `Errors` lists the details.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "PascalCase")]

@@ -639,7 +639,7 @@ impl Resource for Channel {
 // Deployment targets and workers
 
 /// How the server reaches a machine.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "CommunicationStyle")]
 pub enum Endpoint {
     /// A listening agent: the server dials `Uri` and pins `Thumbprint`.
@@ -673,17 +673,12 @@ pub enum Endpoint {
     },
     /// No endpoint: steps run on a worker on the target's behalf (Octopus's cloud region).
     #[serde(rename = "None")]
+    #[default]
     None,
 }
 
 fn default_ssh_port() -> i64 {
     22
-}
-
-impl Default for Endpoint {
-    fn default() -> Endpoint {
-        Endpoint::None
-    }
 }
 
 impl Endpoint {

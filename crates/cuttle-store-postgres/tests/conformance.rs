@@ -39,6 +39,10 @@ impl Harness {
     }
 }
 
+#[expect(
+    clippy::print_stderr,
+    reason = "a skipped test says so where the tester looks"
+)]
 async fn fresh_store() -> Harness {
     let Ok(database_url) = std::env::var("CUTTLE_TEST_DATABASE_URL") else {
         assert!(

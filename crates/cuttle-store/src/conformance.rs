@@ -3,6 +3,11 @@
 //!
 //! Each backend crate runs every function here against a fresh database with
 //! [`crate::store_conformance_tests!`]. A failure panics with a message, as a test does.
+//! Compiled only with the `conformance` feature, which the backends enable for their tests.
+#![expect(
+    clippy::unwrap_used,
+    reason = "test code: a failed store call fails the test where it happens"
+)]
 
 use chrono::{Duration, TimeZone, Utc};
 use serde_json::json;

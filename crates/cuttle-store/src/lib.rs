@@ -15,6 +15,7 @@
 //! This crate does not know HTTP; it knows nothing of how ids look on the wire beyond
 //! [`ResourceKind::format_id`].
 
+#[cfg(feature = "conformance")]
 pub mod conformance;
 mod document;
 mod error;

@@ -11,8 +11,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use cuttle_api::{Collection, Links, Resource as WireResource};
-use cuttle_domain::{FieldError, Resource, ResourceKind, Space, parse_resource_id};
+use cuttle_api::{ApiResource, Collection, Links, Resource as WireResource};
+use cuttle_domain::{FieldError, ResourceKind, Space, parse_resource_id};
 use cuttle_store::{Change, DocumentQuery, document_from_resource};
 
 use crate::auth::{Caller, Permission};
@@ -22,10 +22,7 @@ use crate::state::AppState;
 
 /// A configuration resource served by the generic routes.
 #[async_trait]
-pub(crate) trait ManagedResource: Resource {
-    /// The collection's path segment, e.g. `environments`.
-    const COLLECTION: &'static str;
-
+pub(crate) trait ManagedResource: ApiResource {
     /// Fills defaults that depend on stored data, before validation.
     async fn prepare_new(&mut self, _state: &AppState) -> Result<(), ApiError> {
         Ok(())

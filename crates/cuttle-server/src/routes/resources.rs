@@ -49,8 +49,6 @@ async fn default_by_name<T: ManagedResource>(
 
 #[async_trait]
 impl ManagedResource for Space {
-    const COLLECTION: &'static str = "spaces";
-
     async fn complete_write(
         &mut self,
         state: &AppState,
@@ -116,8 +114,6 @@ async fn clear_other_defaults<T: ManagedResource>(
 
 #[async_trait]
 impl ManagedResource for Environment {
-    const COLLECTION: &'static str = "environments";
-
     async fn prepare_new(&mut self, state: &AppState) -> Result<(), ApiError> {
         if self.sort_order == 0 {
             self.sort_order = next_sort_order::<Environment>(state, &self.space_id).await?;
@@ -134,8 +130,6 @@ impl ManagedResource for Environment {
 
 #[async_trait]
 impl ManagedResource for Lifecycle {
-    const COLLECTION: &'static str = "lifecycles";
-
     async fn complete_write(
         &mut self,
         _state: &AppState,
@@ -147,14 +141,10 @@ impl ManagedResource for Lifecycle {
 }
 
 #[async_trait]
-impl ManagedResource for ProjectGroup {
-    const COLLECTION: &'static str = "projectgroups";
-}
+impl ManagedResource for ProjectGroup {}
 
 #[async_trait]
 impl ManagedResource for Project {
-    const COLLECTION: &'static str = "projects";
-
     async fn prepare_new(&mut self, state: &AppState) -> Result<(), ApiError> {
         let space_id = self.space_id.clone();
         default_by_name::<Lifecycle>(
@@ -199,8 +189,6 @@ impl ManagedResource for Project {
 
 #[async_trait]
 impl ManagedResource for Channel {
-    const COLLECTION: &'static str = "channels";
-
     fn keep_server_fields(&mut self, stored: &Self) {
         // A channel cannot move to another project.
         self.project_id.clone_from(&stored.project_id);
@@ -243,8 +231,6 @@ impl ManagedResource for Channel {
 
 #[async_trait]
 impl ManagedResource for DeploymentTarget {
-    const COLLECTION: &'static str = "machines";
-
     async fn prepare_new(&mut self, _state: &AppState) -> Result<(), ApiError> {
         // Health is observed by the server, never declared by a client.
         self.health_status = HealthStatus::Unknown;
@@ -262,8 +248,6 @@ impl ManagedResource for DeploymentTarget {
 
 #[async_trait]
 impl ManagedResource for WorkerPool {
-    const COLLECTION: &'static str = "workerpools";
-
     async fn prepare_new(&mut self, state: &AppState) -> Result<(), ApiError> {
         if self.sort_order == 0 {
             self.sort_order = next_sort_order::<WorkerPool>(state, &self.space_id).await?;
@@ -310,8 +294,6 @@ impl ManagedResource for WorkerPool {
 
 #[async_trait]
 impl ManagedResource for Worker {
-    const COLLECTION: &'static str = "workers";
-
     async fn prepare_new(&mut self, _state: &AppState) -> Result<(), ApiError> {
         self.health_status = HealthStatus::Unknown;
         self.status_summary = None;
@@ -328,8 +310,6 @@ impl ManagedResource for Worker {
 
 #[async_trait]
 impl ManagedResource for LibraryVariableSet {
-    const COLLECTION: &'static str = "libraryvariablesets";
-
     async fn complete_write(
         &mut self,
         _state: &AppState,

@@ -1,0 +1,218 @@
+//! Authentication: API keys in every accepted place, revocation, and browser sessions.
+
+use cuttle_client::ClientError;
+use cuttle_test_support::{TEST_ADMIN_PASSWORD, TEST_API_KEY};
+use reqwest::Method;
+
+use super::{assert_error, send, server};
+
+#[tokio::test]
+async fn api_calls_need_a_valid_key() {
+    let server = server().await;
+    let anonymous = server.client.with_api_key(None);
+    for path in ["/api/spaces", "/api/Spaces-1/environments", "/api/users/me"] {
+        let response = anonymous.raw(Method::GET, path, None).await.unwrap();
+        assert_error(&response, 401, "API key");
+    }
+    let wrong = server
+        .client
+        .with_api_key(Some(format!("API-{}", "X".repeat(30))));
+    let response = wrong.raw(Method::GET, "/api/spaces", None).await.unwrap();
+    assert_error(&response, 401, "not valid");
+    let malformed = server.client.with_api_key(Some("hello".to_owned()));
+    let response = malformed
+        .raw(Method::GET, "/api/spaces", None)
+        .await
+        .unwrap();
+    assert_error(&response, 401, "not valid");
+}
+
+#[tokio::test]
+async fn the_key_may_come_in_the_query_string_or_as_a_bearer_token() {
+    let server = server().await;
+    let anonymous = server.client.with_api_key(None);
+    let response = anonymous
+        .raw(
+            Method::GET,
+            &format!("/api/users/me?apikey={TEST_API_KEY}"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status, 200, "{}", response.body);
+
+    let response = reqwest::Client::new()
+        .get(format!("{}/api/users/me", server.base_url))
+        .bearer_auth(TEST_API_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn api_keys_are_shown_once_listed_without_the_key_and_revocable() {
+    let server = server().await;
+    let created = server
+        .client
+        .create_api_key("me", "CI pipeline")
+        .await
+        .unwrap();
+    assert!(created.api_key.starts_with("API-"));
+    let body_length = created.api_key.len() - 4;
+    assert!(body_length >= 26);
+    assert!(
+        created.api_key[4..]
+            .bytes()
+            .all(|byte| byte.is_ascii_uppercase() || byte.is_ascii_digit())
+    );
+
+    let listed = send(&server, "GET", "/api/users/me/apikeys", None).await;
+    assert_eq!(listed.status, 200);
+    assert!(
+        !listed.body.contains(&created.api_key),
+        "a listed key shows the key"
+    );
+    let page: serde_json::Value = listed.json().unwrap();
+    assert_eq!(page["TotalResults"], 2, "{page}");
+
+    let ci_client = server.client.with_api_key(Some(created.api_key.clone()));
+    assert_eq!(ci_client.current_user().await.unwrap().username, "admin");
+
+    server
+        .client
+        .revoke_api_key(&created.user_id, &created.id)
+        .await
+        .unwrap();
+    let error = ci_client.current_user().await.unwrap_err();
+    assert_eq!(error.status().map(|status| status.as_u16()), Some(401));
+
+    let response = send(
+        &server,
+        "POST",
+        "/api/users/me/apikeys",
+        Some(r#"{"Purpose":" "}"#),
+    )
+    .await;
+    assert_error(&response, 400, "Purpose");
+    let response = send(
+        &server,
+        "POST",
+        "/api/users/me/apikeys",
+        Some(r#"{"Purpose":"old","Expires":"2001-01-01T00:00:00Z"}"#),
+    )
+    .await;
+    assert_error(&response, 400, "future");
+}
+
+#[tokio::test]
+async fn password_sign_in_gives_a_session_that_needs_its_csrf_token_to_write() {
+    let server = server().await;
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", server.base_url);
+
+    let response = http
+        .post(url("/api/users/login"))
+        .json(&serde_json::json!({"Username": "admin", "Password": "wrong"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let response = http
+        .post(url("/api/users/login"))
+        .json(&serde_json::json!({"Username": "nobody", "Password": "wrong"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+
+    let response = http
+        .post(url("/api/users/login"))
+        .json(&serde_json::json!({"Username": "ADMIN", "Password": TEST_ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let cookies: Vec<String> = response
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .map(|value| value.to_str().unwrap().to_owned())
+        .collect();
+    let session_cookie = cookies
+        .iter()
+        .find(|cookie| cookie.starts_with("cuttle-session="))
+        .expect("session cookie");
+    assert!(session_cookie.contains("HttpOnly"));
+    assert!(session_cookie.contains("SameSite=Lax"));
+    let cookie_value = |cookie: &str| cookie.split(';').next().unwrap().to_owned();
+    let session = cookie_value(session_cookie);
+    let csrf_pair = cookie_value(
+        cookies
+            .iter()
+            .find(|cookie| cookie.starts_with("Octopus-Csrf-Token="))
+            .expect("CSRF cookie"),
+    );
+    let csrf_token = csrf_pair.split_once('=').unwrap().1.to_owned();
+    let cookie_header = format!("{session}; {csrf_pair}");
+
+    let me = http
+        .get(url("/api/users/me"))
+        .header("Cookie", &cookie_header)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+
+    let forged = http
+        .post(url("/api/Spaces-1/environments"))
+        .header("Cookie", &cookie_header)
+        .json(&serde_json::json!({"Name": "Forged"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+
+    let allowed = http
+        .post(url("/api/Spaces-1/environments"))
+        .header("Cookie", &cookie_header)
+        .header("X-Octopus-Csrf-Token", &csrf_token)
+        .json(&serde_json::json!({"Name": "From the browser"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), 201);
+
+    let logout = http
+        .post(url("/api/users/logout"))
+        .header("Cookie", &cookie_header)
+        .header("X-Octopus-Csrf-Token", &csrf_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 204);
+    let after = http
+        .get(url("/api/users/me"))
+        .header("Cookie", &cookie_header)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 401);
+}
+
+#[tokio::test]
+async fn client_errors_keep_the_server_message() {
+    let server = server().await;
+    let error = server
+        .client
+        .get::<serde_json::Value>("/api/Spaces-1/environments/Environments-404")
+        .await
+        .unwrap_err();
+    match error {
+        ClientError::Api { status, body } => {
+            assert_eq!(status, 404);
+            assert!(body.error_message.contains("Environments-404"), "{body:?}");
+        }
+        other => panic!("expected an API error, got {other}"),
+    }
+}
