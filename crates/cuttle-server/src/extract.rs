@@ -178,7 +178,7 @@ mod tests {
             errors[0].starts_with("the request body is not valid JSON"),
             "{errors:?}"
         );
-        let errors = errors_of(parse_json_body(b"[1, 2]"));
+        let errors = errors_of(parse_json_body(b"\"text\""));
         assert!(
             errors[0].starts_with("the request body has the wrong shape"),
             "{errors:?}"
