@@ -20,6 +20,7 @@ use cuttle_domain::User;
 use rand::Rng;
 use sha2::{Digest, Sha256};
 
+use crate::cache::CachedCredential;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -83,17 +84,132 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        if let Some(api_key) = presented_api_key(parts) {
-            return authenticate_api_key(state, &api_key).await;
+        // The response cache authenticates GETs before routing; reuse its answer.
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(caller.clone());
         }
-        if let Some(token) = cookie_value(&parts.headers, SESSION_COOKIE) {
-            return authenticate_session(state, &token, &parts.method, &parts.headers).await;
-        }
-        Err(ApiError::Unauthorized(
-            "You must sign in or send an API key in the X-Octopus-ApiKey header to do this."
-                .to_owned(),
-        ))
+        authenticate(state, parts).await
     }
+}
+
+/// Authenticates a request by its API key or session cookie; 401 without a valid one.
+pub(crate) async fn authenticate(state: &AppState, parts: &Parts) -> Result<Caller, ApiError> {
+    if let Some(api_key) = presented_api_key(parts) {
+        return authenticate_api_key(state, &api_key).await;
+    }
+    if let Some(token) = cookie_value(&parts.headers, SESSION_COOKIE) {
+        return authenticate_session(state, &token, &parts.method, &parts.headers).await;
+    }
+    Err(ApiError::Unauthorized(
+        "You must sign in or send an API key in the X-Octopus-ApiKey header to do this.".to_owned(),
+    ))
+}
+
+/// The presented key, looked up by hash: from the cache while the store is unchanged.
+async fn authenticate_api_key(state: &AppState, api_key: &str) -> Result<Caller, ApiError> {
+    let invalid = || ApiError::Unauthorized("The API key you provided was not valid.".to_owned());
+    if !is_well_formed_api_key(api_key) {
+        return Err(invalid());
+    }
+    let key_hash = hash_api_key(api_key);
+    let generation = state.store().change_generation();
+    let credential = match state.credential_cache.get(&key_hash, generation) {
+        Some(credential) => credential,
+        None => {
+            let record = state
+                .store()
+                .find_api_key_by_hash(&key_hash)
+                .await?
+                .ok_or_else(invalid)?;
+            let user = load_user(state, &record.user_id).await?;
+            let credential = CachedCredential {
+                user,
+                expires: record.expires,
+                csrf_token: None,
+            };
+            state
+                .credential_cache
+                .put(key_hash, generation, credential.clone());
+            credential
+        }
+    };
+    if credential
+        .expires
+        .is_some_and(|expires| expires <= Utc::now())
+    {
+        return Err(ApiError::Unauthorized(
+            "The API key you provided has expired.".to_owned(),
+        ));
+    }
+    active(credential.user)
+}
+
+async fn authenticate_session(
+    state: &AppState,
+    token: &str,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Caller, ApiError> {
+    let expired =
+        || ApiError::Unauthorized("Your session has ended; please sign in again.".to_owned());
+    let token_hash = hash_secret(token);
+    let generation = state.store().change_generation();
+    let credential = match state.credential_cache.get(&token_hash, generation) {
+        Some(credential) => credential,
+        None => {
+            let session = state
+                .store()
+                .find_session(&token_hash)
+                .await?
+                .ok_or_else(expired)?;
+            let user = load_user(state, &session.user_id).await?;
+            let credential = CachedCredential {
+                user,
+                expires: Some(session.expires),
+                csrf_token: Some(session.csrf_token),
+            };
+            state
+                .credential_cache
+                .put(token_hash, generation, credential.clone());
+            credential
+        }
+    };
+    if credential
+        .expires
+        .is_some_and(|expires| expires <= Utc::now())
+    {
+        return Err(expired());
+    }
+    let is_safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if !is_safe {
+        let presented = headers
+            .get(CSRF_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default();
+        let expected = credential.csrf_token.as_deref().unwrap_or_default();
+        if expected.is_empty() || !constant_time_equal(presented.as_bytes(), expected.as_bytes()) {
+            return Err(ApiError::Forbidden(format!(
+                "A request made with a browser session must repeat its CSRF token in the {CSRF_HEADER} header."
+            )));
+        }
+    }
+    active(credential.user)
+}
+
+async fn load_user(state: &AppState, user_id: &str) -> Result<User, ApiError> {
+    state.store().get_resource(user_id).await?.ok_or_else(|| {
+        ApiError::Unauthorized("The user of this credential no longer exists.".to_owned())
+    })
+}
+
+fn active(user: User) -> Result<Caller, ApiError> {
+    if !user.is_active {
+        return Err(ApiError::Unauthorized(format!(
+            "The user {} is disabled.",
+            user.username
+        )));
+    }
+    Ok(Caller { user })
 }
 
 /// The API key the request carries, from the header, the query string or a bearer token.
@@ -122,68 +238,6 @@ fn presented_api_key(parts: &Parts) -> Option<String> {
             .map(str::to_owned)
     };
     from_header.or_else(from_query).or_else(from_bearer)
-}
-
-async fn authenticate_api_key(state: &AppState, api_key: &str) -> Result<Caller, ApiError> {
-    let invalid = || ApiError::Unauthorized("The API key you provided was not valid.".to_owned());
-    if !is_well_formed_api_key(api_key) {
-        return Err(invalid());
-    }
-    let record = state
-        .store()
-        .find_api_key_by_hash(&hash_api_key(api_key))
-        .await?
-        .ok_or_else(invalid)?;
-    if record.expires.is_some_and(|expires| expires <= Utc::now()) {
-        return Err(ApiError::Unauthorized(
-            "The API key you provided has expired.".to_owned(),
-        ));
-    }
-    active_user(state, &record.user_id).await
-}
-
-async fn authenticate_session(
-    state: &AppState,
-    token: &str,
-    method: &Method,
-    headers: &HeaderMap,
-) -> Result<Caller, ApiError> {
-    let expired =
-        || ApiError::Unauthorized("Your session has ended; please sign in again.".to_owned());
-    let session = state
-        .store()
-        .find_session(&hash_secret(token))
-        .await?
-        .ok_or_else(expired)?;
-    if session.expires <= Utc::now() {
-        return Err(expired());
-    }
-    let is_safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
-    if !is_safe {
-        let presented = headers
-            .get(CSRF_HEADER)
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or_default();
-        if !constant_time_equal(presented.as_bytes(), session.csrf_token.as_bytes()) {
-            return Err(ApiError::Forbidden(format!(
-                "A request made with a browser session must repeat its CSRF token in the {CSRF_HEADER} header."
-            )));
-        }
-    }
-    active_user(state, &session.user_id).await
-}
-
-async fn active_user(state: &AppState, user_id: &str) -> Result<Caller, ApiError> {
-    let user: User = state.store().get_resource(user_id).await?.ok_or_else(|| {
-        ApiError::Unauthorized("The user of this credential no longer exists.".to_owned())
-    })?;
-    if !user.is_active {
-        return Err(ApiError::Unauthorized(format!(
-            "The user {} is disabled.",
-            user.username
-        )));
-    }
-    Ok(Caller { user })
 }
 
 /// A cookie's value from the request's `Cookie` headers.

@@ -10,6 +10,7 @@
 
 mod auth;
 pub mod bootstrap;
+mod cache;
 mod error;
 mod extract;
 mod paths;
@@ -42,7 +43,12 @@ pub fn app(
 > + Clone
 + Send
 + 'static {
-    let router = routes::api_router(state).layer(TraceLayer::new_for_http());
+    let router = routes::api_router(state.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            cache::cache_get_responses,
+        ))
+        .layer(TraceLayer::new_for_http());
     tower::util::MapRequestLayer::new(paths::normalize_request_path).layer(router)
 }
 

@@ -4,6 +4,10 @@ use std::sync::Arc;
 
 use cuttle_store::Store;
 
+use cuttle_domain::Space;
+
+use crate::cache::{CachedCredential, GenerationCache, MAX_CREDENTIALS, MAX_SPACES, ResponseCache};
+
 /// The default limit on JSON request bodies: 10 MiB.
 pub const DEFAULT_JSON_BODY_LIMIT: usize = 10 * 1024 * 1024;
 
@@ -13,6 +17,9 @@ pub struct AppState {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) installation_id: Arc<str>,
     pub(crate) json_body_limit: usize,
+    pub(crate) credential_cache: Arc<GenerationCache<CachedCredential>>,
+    pub(crate) space_cache: Arc<GenerationCache<Space>>,
+    pub(crate) response_cache: Arc<ResponseCache>,
 }
 
 impl AppState {
@@ -22,6 +29,9 @@ impl AppState {
             store,
             installation_id: installation_id.into(),
             json_body_limit: DEFAULT_JSON_BODY_LIMIT,
+            credential_cache: Arc::new(GenerationCache::new(MAX_CREDENTIALS)),
+            space_cache: Arc::new(GenerationCache::new(MAX_SPACES)),
+            response_cache: Arc::default(),
         }
     }
 

@@ -5,23 +5,29 @@
 //! Migrations in `migrations/` are embedded and applied at connect time; sqlx takes an advisory
 //! lock so that nodes starting together migrate once.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cuttle_store::{
-    ApiKeyRecord, Change, Document, DocumentPage, DocumentQuery, DocumentSummary, ResourceKind,
-    SessionRecord, Store, StoreError,
+    ApiKeyRecord, Change, ChangeCounter, Document, DocumentPage, DocumentQuery, DocumentSummary,
+    ResourceKind, SessionRecord, Store, StoreError,
 };
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 
 const DOCUMENT_COLUMNS: &str = "id, kind, space_id, owner_id, name, sort_order, body";
 
 pub struct PostgresStore {
     pool: PgPool,
+    changes: Arc<ChangeCounter>,
+    listener: tokio::task::JoinHandle<()>,
 }
+
+/// The channel nodes announce committed changes on, so each node's caches learn of the others'.
+const CHANGES_CHANNEL: &str = "cuttle_changes";
 
 impl PostgresStore {
     /// Connects to `database_url` (`postgres://…`) and migrates the database.
@@ -42,13 +48,100 @@ impl PostgresStore {
             .run(&pool)
             .await
             .map_err(StoreError::database)?;
-        Ok(PostgresStore { pool })
+        let changes = Arc::new(ChangeCounter::default());
+        let mut listener = PgListener::connect_with(&pool)
+            .await
+            .map_err(StoreError::database)?;
+        listener
+            .listen(CHANGES_CHANNEL)
+            .await
+            .map_err(StoreError::database)?;
+        let listener = tokio::spawn(listen_for_changes(listener, Arc::clone(&changes)));
+        Ok(PostgresStore {
+            pool,
+            changes,
+            listener,
+        })
     }
 
-    /// Closes the pool.
+    /// Stops listening and closes the pool.
     pub async fn close(&self) {
+        self.listener.abort();
         self.pool.close().await;
     }
+
+    /// Records a committed change here and tells the other nodes.
+    async fn changed(&self) {
+        self.changes.bump();
+        if let Err(error) = sqlx::query("SELECT pg_notify($1, '')")
+            .bind(CHANGES_CHANNEL)
+            .execute(&self.pool)
+            .await
+        {
+            // Other nodes may serve a cached answer until their next change; say so.
+            tracing::warn!("failed to announce a change to other nodes: {error}");
+        }
+    }
+}
+
+/// Bumps the change generation on every announcement, and after a lost connection, when
+/// announcements may have been missed.
+async fn listen_for_changes(mut listener: PgListener, changes: Arc<ChangeCounter>) {
+    loop {
+        match listener.try_recv().await {
+            Ok(Some(_notification)) => changes.bump(),
+            Ok(None) => {
+                tracing::warn!("lost the change-notification connection; reconnecting");
+                changes.bump();
+            }
+            Err(error) => {
+                tracing::warn!("failed to receive change notifications: {error}");
+                changes.bump();
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// Appends the WHERE clause of a list query: only the filters that are set, so the
+/// database can use its indexes (a `? IS NULL OR …` form would defeat them).
+fn push_list_filter(
+    builder: &mut QueryBuilder<'_, Postgres>,
+    kind: ResourceKind,
+    query: &DocumentQuery,
+) -> Result<(), StoreError> {
+    builder.push(" WHERE kind = ");
+    builder.push_bind(kind.storage_name());
+    if let Some(space_id) = &query.space_id {
+        builder.push(" AND space_id = ");
+        builder.push_bind(space_id.clone());
+    }
+    if let Some(owner_id) = &query.owner_id {
+        builder.push(" AND owner_id = ");
+        builder.push_bind(owner_id.clone());
+    }
+    if let Some(ids) = &query.ids {
+        builder.push(" AND id = ANY(");
+        builder.push_bind(ids.clone());
+        builder.push(")");
+    }
+    if let Some(partial_name_key) = query.partial_name_key() {
+        builder.push(" AND strpos(name_key, ");
+        builder.push_bind(partial_name_key);
+        builder.push(") > 0");
+    }
+    if let Some(name_key) = query.name_key() {
+        builder.push(" AND name_key = ");
+        builder.push_bind(name_key);
+    }
+    if let Some(referencing) = &query.referencing {
+        builder.push(
+            " AND EXISTS (SELECT 1 FROM document_references r WHERE r.from_id = documents.id AND r.to_id = ",
+        );
+        builder.push_bind(referencing.clone());
+        builder.push(")");
+    }
+    Ok(())
 }
 
 fn database_error(error: sqlx::Error) -> StoreError {
@@ -305,7 +398,9 @@ impl Store for PostgresStore {
                 });
             }
         }
-        transaction.commit().await.map_err(database_error)
+        transaction.commit().await.map_err(database_error)?;
+        self.changed().await;
+        Ok(())
     }
 
     async fn get_document(
@@ -335,52 +430,35 @@ impl Store for PostgresStore {
         kind: ResourceKind,
         query: &DocumentQuery,
     ) -> Result<DocumentPage, StoreError> {
-        const FILTER: &str = "kind = $1
-            AND ($2::text IS NULL OR space_id = $2::text)
-            AND ($3::text IS NULL OR owner_id = $3::text)
-            AND ($4::text[] IS NULL OR id = ANY($4::text[]))
-            AND ($5::text IS NULL OR strpos(name_key, $5::text) > 0)
-            AND ($6::text IS NULL OR name_key = $6::text)
-            AND ($7::text IS NULL OR EXISTS (SELECT 1 FROM document_references r
-                                       WHERE r.from_id = documents.id AND r.to_id = $7::text))";
-        let ids_json = query.ids.clone();
-        let partial_name_key = query.partial_name_key();
-        let name_key = query.name_key();
         let (skip, take) = query.bounded_skip_take();
-
-        let total: i64 =
-            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM documents WHERE {FILTER}"))
-                .bind(kind.storage_name())
-                .bind(&query.space_id)
-                .bind(&query.owner_id)
-                .bind(&ids_json)
-                .bind(&partial_name_key)
-                .bind(&name_key)
-                .bind(&query.referencing)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(database_error)?;
-        let rows = sqlx::query(&format!(
-            "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE {FILTER}
-             ORDER BY sort_order, name_key COLLATE \"C\", id COLLATE \"C\" LIMIT $8 OFFSET $9"
-        ))
-        .bind(kind.storage_name())
-        .bind(&query.space_id)
-        .bind(&query.owner_id)
-        .bind(&ids_json)
-        .bind(&partial_name_key)
-        .bind(&name_key)
-        .bind(&query.referencing)
-        .bind(take)
-        .bind(skip)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(database_error)?;
-        let mut documents = rows
+        // The total and the page are two queries on purpose: a window count (`COUNT(*) OVER ()`)
+        // would make the database visit every matching row before the LIMIT, while these two
+        // walk the listing index.
+        let mut count = QueryBuilder::<Postgres>::new("SELECT COUNT(*) FROM documents");
+        push_list_filter(&mut count, kind, query)?;
+        let total: i64 = count
+            .build_query_scalar()
+            .fetch_one(&self.pool)
+            .await
+            .map_err(database_error)?;
+        let mut select =
+            QueryBuilder::<Postgres>::new(format!("SELECT {DOCUMENT_COLUMNS} FROM documents"));
+        push_list_filter(&mut select, kind, query)?;
+        select.push(" ORDER BY sort_order, name_key COLLATE \"C\", id COLLATE \"C\" LIMIT ");
+        select.push_bind(take);
+        select.push(" OFFSET ");
+        select.push_bind(skip);
+        let rows = select
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(database_error)?;
+        // Listings leave `references` empty: callers read the bodies, and one query less
+        // matters on the hottest read path.
+        let documents = rows
             .iter()
             .map(document_from_row)
             .collect::<Result<Vec<_>, _>>()?;
-        load_references(&self.pool, &mut documents).await?;
         Ok(DocumentPage { total, documents })
     }
 
@@ -451,6 +529,7 @@ impl Store for PostgresStore {
         .execute(&self.pool)
         .await
         .map_err(database_error)?;
+        self.changed().await;
         Ok(())
     }
 
@@ -488,6 +567,7 @@ impl Store for PostgresStore {
             .execute(&self.pool)
             .await
             .map_err(database_error)?;
+        self.changed().await;
         Ok(result.rows_affected() > 0)
     }
 
@@ -504,6 +584,7 @@ impl Store for PostgresStore {
         .execute(&self.pool)
         .await
         .map_err(database_error)?;
+        self.changed().await;
         Ok(())
     }
 
@@ -534,7 +615,12 @@ impl Store for PostgresStore {
             .execute(&self.pool)
             .await
             .map_err(database_error)?;
+        self.changed().await;
         Ok(())
+    }
+
+    fn change_generation(&self) -> u64 {
+        self.changes.current()
     }
 
     fn backend_name(&self) -> &'static str {

@@ -11,14 +11,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cuttle_store::{
-    ApiKeyRecord, Change, Document, DocumentPage, DocumentQuery, DocumentSummary, ResourceKind,
-    SessionRecord, Store, StoreError,
+    ApiKeyRecord, Change, ChangeCounter, Document, DocumentPage, DocumentQuery, DocumentSummary,
+    ResourceKind, SessionRecord, Store, StoreError,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 /// The file name of the database inside the data directory.
 pub const DATABASE_FILE_NAME: &str = "cuttle.sqlite3";
@@ -28,6 +28,7 @@ const DOCUMENT_COLUMNS: &str = "id, kind, space_id, owner_id, name, sort_order, 
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    changes: ChangeCounter,
 }
 
 impl SqliteStore {
@@ -56,7 +57,16 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .map_err(StoreError::database)?;
-        Ok(SqliteStore { writer, reader })
+        Ok(SqliteStore {
+            writer,
+            reader,
+            changes: ChangeCounter::default(),
+        })
+    }
+
+    /// Records a committed change. One process owns an SQLite store, so counting is enough.
+    async fn changed(&self) {
+        self.changes.bump();
     }
 
     /// Closes both pools, checkpointing the WAL.
@@ -64,6 +74,47 @@ impl SqliteStore {
         self.reader.close().await;
         self.writer.close().await;
     }
+}
+
+/// Appends the WHERE clause of a list query: only the filters that are set, so the
+/// database can use its indexes (a `? IS NULL OR …` form would defeat them).
+fn push_list_filter(
+    builder: &mut QueryBuilder<'_, Sqlite>,
+    kind: ResourceKind,
+    query: &DocumentQuery,
+) -> Result<(), StoreError> {
+    builder.push(" WHERE kind = ");
+    builder.push_bind(kind.storage_name());
+    if let Some(space_id) = &query.space_id {
+        builder.push(" AND space_id = ");
+        builder.push_bind(space_id.clone());
+    }
+    if let Some(owner_id) = &query.owner_id {
+        builder.push(" AND owner_id = ");
+        builder.push_bind(owner_id.clone());
+    }
+    if let Some(ids) = &query.ids {
+        builder.push(" AND id IN (SELECT value FROM json_each(");
+        builder.push_bind(serde_json::to_string(ids).map_err(StoreError::database)?);
+        builder.push("))");
+    }
+    if let Some(partial_name_key) = query.partial_name_key() {
+        builder.push(" AND instr(name_key, ");
+        builder.push_bind(partial_name_key);
+        builder.push(") > 0");
+    }
+    if let Some(name_key) = query.name_key() {
+        builder.push(" AND name_key = ");
+        builder.push_bind(name_key);
+    }
+    if let Some(referencing) = &query.referencing {
+        builder.push(
+            " AND EXISTS (SELECT 1 FROM document_references r WHERE r.from_id = documents.id AND r.to_id = ",
+        );
+        builder.push_bind(referencing.clone());
+        builder.push(")");
+    }
+    Ok(())
 }
 
 fn database_error(error: sqlx::Error) -> StoreError {
@@ -326,7 +377,9 @@ impl Store for SqliteStore {
                 });
             }
         }
-        transaction.commit().await.map_err(database_error)
+        transaction.commit().await.map_err(database_error)?;
+        self.changed().await;
+        Ok(())
     }
 
     async fn get_document(
@@ -356,55 +409,35 @@ impl Store for SqliteStore {
         kind: ResourceKind,
         query: &DocumentQuery,
     ) -> Result<DocumentPage, StoreError> {
-        const FILTER: &str = "kind = ?1
-            AND (?2 IS NULL OR space_id = ?2)
-            AND (?3 IS NULL OR owner_id = ?3)
-            AND (?4 IS NULL OR id IN (SELECT value FROM json_each(?4)))
-            AND (?5 IS NULL OR instr(name_key, ?5) > 0)
-            AND (?6 IS NULL OR name_key = ?6)
-            AND (?7 IS NULL OR EXISTS (SELECT 1 FROM document_references r
-                                       WHERE r.from_id = documents.id AND r.to_id = ?7))";
-        let ids_json = match &query.ids {
-            Some(ids) => Some(serde_json::to_string(ids).map_err(StoreError::database)?),
-            None => None,
-        };
-        let partial_name_key = query.partial_name_key();
-        let name_key = query.name_key();
         let (skip, take) = query.bounded_skip_take();
-
-        let total: i64 =
-            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM documents WHERE {FILTER}"))
-                .bind(kind.storage_name())
-                .bind(&query.space_id)
-                .bind(&query.owner_id)
-                .bind(&ids_json)
-                .bind(&partial_name_key)
-                .bind(&name_key)
-                .bind(&query.referencing)
-                .fetch_one(&self.reader)
-                .await
-                .map_err(database_error)?;
-        let rows = sqlx::query(&format!(
-            "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE {FILTER}
-             ORDER BY sort_order, name_key, id LIMIT ?8 OFFSET ?9"
-        ))
-        .bind(kind.storage_name())
-        .bind(&query.space_id)
-        .bind(&query.owner_id)
-        .bind(&ids_json)
-        .bind(&partial_name_key)
-        .bind(&name_key)
-        .bind(&query.referencing)
-        .bind(take)
-        .bind(skip)
-        .fetch_all(&self.reader)
-        .await
-        .map_err(database_error)?;
-        let mut documents = rows
+        // The total and the page are two queries on purpose: a window count (`COUNT(*) OVER ()`)
+        // would make the database visit every matching row before the LIMIT, while these two
+        // walk the listing index.
+        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM documents");
+        push_list_filter(&mut count, kind, query)?;
+        let total: i64 = count
+            .build_query_scalar()
+            .fetch_one(&self.reader)
+            .await
+            .map_err(database_error)?;
+        let mut select =
+            QueryBuilder::<Sqlite>::new(format!("SELECT {DOCUMENT_COLUMNS} FROM documents"));
+        push_list_filter(&mut select, kind, query)?;
+        select.push(" ORDER BY sort_order, name_key, id LIMIT ");
+        select.push_bind(take);
+        select.push(" OFFSET ");
+        select.push_bind(skip);
+        let rows = select
+            .build()
+            .fetch_all(&self.reader)
+            .await
+            .map_err(database_error)?;
+        // Listings leave `references` empty: callers read the bodies, and one query less
+        // matters on the hottest read path.
+        let documents = rows
             .iter()
             .map(document_from_row)
             .collect::<Result<Vec<_>, _>>()?;
-        load_references(&self.reader, &mut documents).await?;
         Ok(DocumentPage { total, documents })
     }
 
@@ -475,6 +508,7 @@ impl Store for SqliteStore {
         .execute(&self.writer)
         .await
         .map_err(database_error)?;
+        self.changed().await;
         Ok(())
     }
 
@@ -512,6 +546,7 @@ impl Store for SqliteStore {
             .execute(&self.writer)
             .await
             .map_err(database_error)?;
+        self.changed().await;
         Ok(result.rows_affected() > 0)
     }
 
@@ -528,6 +563,7 @@ impl Store for SqliteStore {
         .execute(&self.writer)
         .await
         .map_err(database_error)?;
+        self.changed().await;
         Ok(())
     }
 
@@ -558,7 +594,12 @@ impl Store for SqliteStore {
             .execute(&self.writer)
             .await
             .map_err(database_error)?;
+        self.changed().await;
         Ok(())
+    }
+
+    fn change_generation(&self) -> u64 {
+        self.changes.current()
     }
 
     fn backend_name(&self) -> &'static str {

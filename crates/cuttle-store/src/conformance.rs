@@ -40,7 +40,8 @@ macro_rules! store_conformance_tests {
             unknown_documents_are_not_found,
             settings_keep_their_first_value,
             api_keys_are_found_by_hash_and_revocable,
-            sessions_round_trip
+            sessions_round_trip,
+            every_committed_change_moves_the_generation
         );
     };
     (@each $make_store:path; $($test:ident),*) => {
@@ -712,4 +713,45 @@ pub async fn sessions_round_trip(store: &dyn Store) {
     );
     store.delete_session(&"ef".repeat(32)).await.unwrap();
     assert_eq!(store.find_session(&"ef".repeat(32)).await.unwrap(), None);
+}
+
+pub async fn every_committed_change_moves_the_generation(store: &dyn Store) {
+    let mut last = store.change_generation();
+    let mut assert_moved = |what: &str, store: &dyn Store| {
+        let now = store.change_generation();
+        assert_ne!(now, last, "{what} must move the change generation");
+        last = now;
+    };
+    setup_space(store, SPACE).await;
+    assert_moved("a write", store);
+    setup_user(store).await;
+    assert_moved("a user insert", store);
+    let created = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+    store
+        .insert_api_key(&ApiKeyRecord {
+            id: "ApiKeys-1".to_owned(),
+            user_id: "Users-1".to_owned(),
+            purpose: "CI".to_owned(),
+            key_hash: "12".repeat(32),
+            created,
+            expires: None,
+        })
+        .await
+        .unwrap();
+    assert_moved("an API key insert", store);
+    store.delete_api_key("Users-1", "ApiKeys-1").await.unwrap();
+    assert_moved("an API key revocation", store);
+    store
+        .insert_session(&SessionRecord {
+            token_hash: "34".repeat(32),
+            user_id: "Users-1".to_owned(),
+            csrf_token: "csrf".to_owned(),
+            created,
+            expires: created + Duration::hours(1),
+        })
+        .await
+        .unwrap();
+    assert_moved("a session insert", store);
+    store.delete_session(&"34".repeat(32)).await.unwrap();
+    assert_moved("a session delete", store);
 }

@@ -113,7 +113,8 @@ impl DocumentQuery {
     }
 }
 
-/// One page of documents and how many matched in all.
+/// One page of documents and how many matched in all. Listed documents carry no
+/// `references` (read one with `get_document` for those).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DocumentPage {
     pub total: i64,

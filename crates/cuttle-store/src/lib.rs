@@ -15,6 +15,7 @@
 //! This crate does not know HTTP; it knows nothing of how ids look on the wire beyond
 //! [`ResourceKind::format_id`].
 
+mod changes;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod document;
@@ -22,6 +23,7 @@ mod error;
 mod records;
 pub mod typed;
 
+pub use changes::ChangeCounter;
 pub use cuttle_domain::ResourceKind;
 pub use document::{Change, Document, DocumentPage, DocumentQuery, DocumentSummary};
 pub use error::StoreError;
@@ -81,4 +83,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Which backend this is, for logs and the root document ("SQLite", "PostgreSQL").
     fn backend_name(&self) -> &'static str;
+
+    /// A number that changes after every committed change to documents or credentials,
+    /// made by this process or (PostgreSQL) by another node. Equal numbers mean an answer
+    /// computed from the store is still current, so callers may cache on it.
+    fn change_generation(&self) -> u64;
 }

@@ -242,11 +242,19 @@ pub(crate) async fn require_space(state: &AppState, space_id: &str) -> Result<Sp
         Some((ResourceKind::Space, _)) => {}
         _ => return Err(not_found()),
     }
-    state
+    let generation = state.store().change_generation();
+    if let Some(space) = state.space_cache.get(space_id, generation) {
+        return Ok(space);
+    }
+    let space = state
         .store()
         .get_resource::<Space>(space_id)
         .await?
-        .ok_or_else(not_found)
+        .ok_or_else(not_found)?;
+    state
+        .space_cache
+        .put(space_id.to_owned(), generation, space.clone());
+    Ok(space)
 }
 
 /// Loads a resource of `T` in the space, or 404.
