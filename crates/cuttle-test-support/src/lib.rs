@@ -138,6 +138,37 @@ impl TestServer {
         Ok(())
     }
 
+    /// Starts a second node on the same PostgreSQL schema (its own data directory), as a
+    /// high-availability deployment runs several. The first server keeps ownership of the
+    /// schema; the peer must not outlive it.
+    pub fn start_peer(&self) -> anyhow::Result<TestServer> {
+        let schema = self
+            .schema
+            .clone()
+            .context("only a server on PostgreSQL can have a peer")?;
+        let data_directory = tempfile::tempdir().context("create a data directory")?;
+        let stdout_lines = Arc::new(Mutex::new(Vec::new()));
+        let (child, base_url) = spawn_server(
+            &self.binary,
+            &self.options,
+            data_directory.path(),
+            Some(&schema),
+            &stdout_lines,
+        )?;
+        let client = Client::new(&base_url, Some(TEST_API_KEY.to_owned()))?;
+        Ok(TestServer {
+            child,
+            base_url,
+            client,
+            binary: self.binary.clone(),
+            options: self.options.clone(),
+            data_directory,
+            // The peer never drops the shared schema.
+            schema: None,
+            stdout_lines,
+        })
+    }
+
     /// What the server printed on stdout since it (re)started.
     pub fn stdout_lines(&self) -> Vec<String> {
         self.stdout_lines

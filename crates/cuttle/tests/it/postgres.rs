@@ -116,3 +116,74 @@ async fn the_server_runs_on_postgresql() {
     );
     server.cleanup().await.unwrap();
 }
+
+#[tokio::test]
+async fn two_nodes_on_one_database_see_each_others_changes() {
+    if !postgres_configured() {
+        return;
+    }
+    let first = server_with(ServerOptions {
+        backend: Backend::Postgres,
+        ..ServerOptions::default()
+    })
+    .await;
+    let second = first.start_peer().expect("start a second node");
+    // Both nodes bootstrapped one installation: the same id, one default space.
+    let first_root = first.client.root().await.unwrap();
+    assert_eq!(
+        second.client.root().await.unwrap().installation_id,
+        first_root.installation_id
+    );
+
+    // Warm the second node's caches, then change the data through the first.
+    let listed = "/api/Spaces-1/environments?partialName=shared";
+    let before: serde_json::Value = second.client.get(listed).await.unwrap();
+    assert_eq!(before["TotalResults"], 0);
+    first
+        .client
+        .create(
+            Some("Spaces-1"),
+            &Environment {
+                name: "Shared".to_owned(),
+                ..Environment::default()
+            },
+        )
+        .await
+        .unwrap();
+    // The second node learns of it by notification: poll briefly, never forever.
+    let mut seen = false;
+    for _ in 0..100 {
+        let after: serde_json::Value = second.client.get(listed).await.unwrap();
+        if after["TotalResults"] == 1 {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(seen, "the second node kept serving a stale answer");
+
+    // A key revoked on one node stops working on the other.
+    let created = first
+        .client
+        .create_api_key("me", "short-lived")
+        .await
+        .unwrap();
+    let on_second = second.client.with_api_key(Some(created.api_key.clone()));
+    assert_eq!(on_second.current_user().await.unwrap().username, "admin");
+    first
+        .client
+        .revoke_api_key(&created.user_id, &created.id)
+        .await
+        .unwrap();
+    let mut refused = false;
+    for _ in 0..100 {
+        if on_second.current_user().await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(refused, "a revoked key still worked on the other node");
+    drop(second);
+    first.cleanup().await.unwrap();
+}
