@@ -29,8 +29,22 @@ fn vector_files() -> Vec<(String, Vec<Value>)> {
         .into_iter()
         .map(|path| {
             let text = std::fs::read_to_string(&path).expect("read a vector file");
-            let cases = serde_json::from_str(&text)
+            let mut cases: Vec<Value> = serde_json::from_str(&text)
                 .unwrap_or_else(|error| panic!("{} is not valid JSON: {error}", path.display()));
+            // `serde_json`'s map sorts keys; variables are defined in file order, so read them
+            // again in that order and keep them as a list of pairs.
+            let ordered: Vec<OrderedVariablesOnly> = serde_json::from_str(&text)
+                .unwrap_or_else(|error| panic!("{} is not valid: {error}", path.display()));
+            for (case, ordered) in cases.iter_mut().zip(ordered) {
+                case["variables"] = Value::Array(
+                    ordered
+                        .variables
+                        .0
+                        .into_iter()
+                        .map(|(name, value)| Value::Array(vec![Value::String(name), value]))
+                        .collect(),
+                );
+            }
             (path.display().to_string(), cases)
         })
         .collect()
@@ -43,16 +57,50 @@ fn fixed_now() -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
+/// A case's `variables`, in file order.
+#[derive(serde::Deserialize)]
+struct OrderedVariablesOnly {
+    #[serde(default)]
+    variables: OrderedPairs,
+}
+
+#[derive(Default)]
+struct OrderedPairs(Vec<(String, Value)>);
+
+impl<'de> serde::Deserialize<'de> for OrderedPairs {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PairsVisitor;
+        impl<'de> serde::de::Visitor<'de> for PairsVisitor {
+            type Value = OrderedPairs;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("an object of variable names to values")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut access: A,
+            ) -> Result<OrderedPairs, A::Error> {
+                let mut pairs = Vec::new();
+                while let Some(pair) = access.next_entry::<String, Value>()? {
+                    pairs.push(pair);
+                }
+                Ok(OrderedPairs(pairs))
+            }
+        }
+        deserializer.deserialize_map(PairsVisitor)
+    }
+}
+
 /// Checks one case; `Err` describes the mismatch.
 fn check_case(case: &Value) -> Result<(), String> {
     let mut variables = VariableDictionary::new();
-    for (name, value) in case["variables"]
-        .as_object()
-        .ok_or("variables is not an object")?
+    for pair in case["variables"]
+        .as_array()
+        .ok_or("variables is not a list of pairs")?
     {
+        let name = pair[0].as_str().ok_or("a variable name is not a string")?;
         variables.set(
-            name.clone(),
-            value.as_str().ok_or("a variable value is not a string")?,
+            name.to_owned(),
+            pair[1].as_str().ok_or("a variable value is not a string")?,
         );
     }
     let template = case["template"]
