@@ -20,7 +20,8 @@ CREATE TABLE documents (
 );
 
 CREATE UNIQUE INDEX documents_unique_name ON documents (kind, unique_scope, name_key);
-CREATE INDEX documents_listing ON documents (kind, space_id, sort_order, name_key, id);
+-- "C" collation: lists order bytewise, as SQLite does, and this index serves that ORDER BY.
+CREATE INDEX documents_listing ON documents (kind, space_id, sort_order, name_key COLLATE "C", id COLLATE "C");
 CREATE INDEX documents_owner ON documents (owner_id);
 CREATE INDEX documents_space ON documents (space_id);
 
