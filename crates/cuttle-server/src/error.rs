@@ -84,7 +84,9 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
         match error {
-            StoreError::NameTaken { .. } => ApiError::Conflict(error.to_string()),
+            StoreError::NameTaken { .. } | StoreError::VersionConflict { .. } => {
+                ApiError::Conflict(error.to_string())
+            }
             StoreError::NotFound { .. } => ApiError::NotFound(error.to_string()),
             StoreError::InUse { .. } | StoreError::BrokenReference { .. } => {
                 ApiError::bad_request(error.to_string())

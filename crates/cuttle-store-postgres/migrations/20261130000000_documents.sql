@@ -14,6 +14,8 @@ CREATE TABLE documents (
     name TEXT NOT NULL,
     name_key TEXT NOT NULL,
     sort_order BIGINT NOT NULL DEFAULT 0,
+    -- Moves on every update; a conditional update names the version it read.
+    version BIGINT NOT NULL DEFAULT 1,
     body JSONB NOT NULL,
     created_at TIMESTAMPTZ NOT NULL,
     updated_at TIMESTAMPTZ NOT NULL

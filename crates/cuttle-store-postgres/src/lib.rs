@@ -18,7 +18,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow}
 use sqlx::types::Json;
 use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 
-const DOCUMENT_COLUMNS: &str = "id, kind, space_id, owner_id, name, sort_order, body";
+const DOCUMENT_COLUMNS: &str = "id, kind, space_id, owner_id, name, sort_order, body, version";
 
 pub struct PostgresStore {
     pool: PgPool,
@@ -174,6 +174,7 @@ fn document_from_row(row: &PgRow) -> Result<Document, StoreError> {
         sort_order: row.try_get("sort_order").map_err(database_error)?,
         references: Vec::new(),
         body,
+        version: row.try_get("version").map_err(database_error)?,
     })
 }
 
@@ -236,6 +237,62 @@ fn map_write_error(error: sqlx::Error, document: &Document) -> StoreError {
     }
 }
 
+/// Replaces a document (and its references); with `expected_version`, only if the stored
+/// version is still that one.
+async fn update_document(
+    transaction: &mut Transaction<'_, Postgres>,
+    document: &Document,
+    expected_version: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let result = sqlx::query(
+        "UPDATE documents SET space_id = $3, owner_id = $4, unique_scope = $5, name = $6,
+             name_key = $7, sort_order = $8, body = $9, updated_at = $10, version = version + 1
+         WHERE id = $1 AND kind = $2 AND ($11::bigint IS NULL OR version = $11::bigint)",
+    )
+    .bind(&document.id)
+    .bind(document.kind.storage_name())
+    .bind(&document.space_id)
+    .bind(&document.owner_id)
+    .bind(document.unique_scope())
+    .bind(&document.name)
+    .bind(document.name_key())
+    .bind(document.sort_order)
+    .bind(Json(&document.body))
+    .bind(now)
+    .bind(expected_version)
+    .execute(&mut **transaction)
+    .await
+    .map_err(|error| map_write_error(error, document))?;
+    if result.rows_affected() == 0 {
+        let actual: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM documents WHERE id = $1 AND kind = $2")
+                .bind(&document.id)
+                .bind(document.kind.storage_name())
+                .fetch_optional(&mut **transaction)
+                .await
+                .map_err(database_error)?;
+        return Err(match (actual, expected_version) {
+            (Some(actual), Some(expected)) => StoreError::VersionConflict {
+                kind: document.kind,
+                id: document.id.clone(),
+                expected,
+                actual,
+            },
+            _ => StoreError::NotFound {
+                kind: document.kind,
+                id: document.id.clone(),
+            },
+        });
+    }
+    sqlx::query("DELETE FROM document_references WHERE from_id = $1")
+        .bind(&document.id)
+        .execute(&mut **transaction)
+        .await
+        .map_err(database_error)?;
+    insert_references(transaction, document).await
+}
+
 async fn apply_change(
     transaction: &mut Transaction<'_, Postgres>,
     change: &Change,
@@ -263,38 +320,11 @@ async fn apply_change(
             .map_err(|error| map_write_error(error, document))?;
             insert_references(transaction, document).await
         }
-        Change::Update(document) => {
-            let result = sqlx::query(
-                "UPDATE documents SET space_id = $3, owner_id = $4, unique_scope = $5, name = $6,
-                     name_key = $7, sort_order = $8, body = $9, updated_at = $10
-                 WHERE id = $1 AND kind = $2",
-            )
-            .bind(&document.id)
-            .bind(document.kind.storage_name())
-            .bind(&document.space_id)
-            .bind(&document.owner_id)
-            .bind(document.unique_scope())
-            .bind(&document.name)
-            .bind(document.name_key())
-            .bind(document.sort_order)
-            .bind(Json(&document.body))
-            .bind(now)
-            .execute(&mut **transaction)
-            .await
-            .map_err(|error| map_write_error(error, document))?;
-            if result.rows_affected() == 0 {
-                return Err(StoreError::NotFound {
-                    kind: document.kind,
-                    id: document.id.clone(),
-                });
-            }
-            sqlx::query("DELETE FROM document_references WHERE from_id = $1")
-                .bind(&document.id)
-                .execute(&mut **transaction)
-                .await
-                .map_err(database_error)?;
-            insert_references(transaction, document).await
-        }
+        Change::Update(document) => update_document(transaction, document, None, now).await,
+        Change::UpdateIfVersion {
+            document,
+            expected_version,
+        } => update_document(transaction, document, Some(*expected_version), now).await,
         Change::DeleteSpace { id } => {
             // References inside the space go first so no check sees a half-deleted space.
             for statement in [
@@ -336,10 +366,22 @@ async fn apply_change(
         Change::Delete { kind, id } => {
             // Owned documents go first, explicitly: PostgreSQL may check a reference to the
             // owner before a cascade has removed the owned document that holds it.
-            let owned_deleted = sqlx::query("DELETE FROM documents WHERE owner_id = $1")
-                .bind(id)
-                .execute(&mut **transaction)
-                .await;
+            let owned_references_deleted = sqlx::query(
+                "DELETE FROM document_references
+                 WHERE from_id IN (SELECT id FROM documents WHERE owner_id = $1)",
+            )
+            .bind(id)
+            .execute(&mut **transaction)
+            .await;
+            let owned_deleted = match owned_references_deleted {
+                Ok(_) => {
+                    sqlx::query("DELETE FROM documents WHERE owner_id = $1")
+                        .bind(id)
+                        .execute(&mut **transaction)
+                        .await
+                }
+                Err(error) => Err(error),
+            };
             let result = match owned_deleted {
                 Ok(_) => {
                     sqlx::query("DELETE FROM documents WHERE id = $1 AND kind = $2")

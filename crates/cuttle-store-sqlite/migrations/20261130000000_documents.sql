@@ -14,6 +14,8 @@ CREATE TABLE documents (
     name TEXT NOT NULL,
     name_key TEXT NOT NULL,
     sort_order INTEGER NOT NULL DEFAULT 0,
+    -- Moves on every update; a conditional update names the version it read.
+    version INTEGER NOT NULL DEFAULT 1,
     body TEXT NOT NULL,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL

@@ -37,6 +37,7 @@ macro_rules! store_conformance_tests {
             a_space_with_contents_cannot_be_deleted,
             deleting_a_space_deletes_its_contents,
             writes_are_atomic,
+            conditional_updates_refuse_a_stale_version,
             unknown_documents_are_not_found,
             settings_keep_their_first_value,
             api_keys_are_found_by_hash_and_revocable,
@@ -78,6 +79,7 @@ fn document(kind: ResourceKind, id: &str, space_id: Option<&str>, name: &str) ->
         sort_order: 0,
         references: Vec::new(),
         body: json!({ "Id": id, "Name": name }),
+        version: 1,
     }
 }
 
@@ -158,7 +160,8 @@ pub async fn documents_round_trip(store: &dyn Store) {
         .get_document(ResourceKind::Environment, "Environments-1")
         .await
         .unwrap();
-    assert_eq!(read, Some(updated));
+    updated.version = 2;
+    assert_eq!(read, Some(updated), "an update moves the version");
 }
 
 pub async fn names_are_unique_per_kind_and_scope_ignoring_case(store: &dyn Store) {
@@ -591,6 +594,57 @@ pub async fn deleting_a_space_deletes_its_contents(store: &dyn Store) {
         store
             .write(&[Change::DeleteSpace {
                 id: SPACE.to_owned()
+            }])
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+pub async fn conditional_updates_refuse_a_stale_version(store: &dyn Store) {
+    setup_space(store, SPACE).await;
+    insert(store, environment("Environments-1", "Production")).await;
+    let read = store
+        .get_document(ResourceKind::Environment, "Environments-1")
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(read.version, 1);
+    let change = |name: &str| Change::UpdateIfVersion {
+        document: environment("Environments-1", name),
+        expected_version: read.version,
+    };
+    store.write(&[change("First")]).await.unwrap();
+    match store.write(&[change("Second")]).await {
+        Err(StoreError::VersionConflict {
+            expected, actual, ..
+        }) => assert_eq!((expected, actual), (1, 2)),
+        other => panic!("expected a version conflict, got {other:?}"),
+    }
+    let read = store
+        .get_document(ResourceKind::Environment, "Environments-1")
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!((read.name.as_str(), read.version), ("First", 2));
+    // Of two writers that read the same version, exactly one wins.
+    let racers = ["A", "B"].map(|name| async move {
+        let change = Change::UpdateIfVersion {
+            document: environment("Environments-1", name),
+            expected_version: 2,
+        };
+        store.write(&[change]).await
+    });
+    let results = futures::future::join_all(racers).await;
+    assert_eq!(
+        results.iter().filter(|result| result.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    assert!(matches!(
+        store
+            .write(&[Change::UpdateIfVersion {
+                document: environment("Environments-9", "Nope"),
+                expected_version: 1,
             }])
             .await,
         Err(StoreError::NotFound { .. })

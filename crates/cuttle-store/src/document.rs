@@ -16,6 +16,8 @@ pub struct Document {
     /// Ids of the documents this one points at; they cannot be deleted while it does.
     pub references: Vec<String>,
     pub body: serde_json::Value,
+    /// Starts at 1 and moves on every update. Ignored on insert.
+    pub version: i64,
 }
 
 impl Document {
@@ -46,6 +48,12 @@ pub struct DocumentSummary {
 pub enum Change {
     Insert(Document),
     Update(Document),
+    /// Updates only if the stored version is still `expected_version` (optimistic
+    /// concurrency); otherwise the write fails with [`crate::StoreError::VersionConflict`].
+    UpdateIfVersion {
+        document: Document,
+        expected_version: i64,
+    },
     Delete {
         kind: ResourceKind,
         id: String,

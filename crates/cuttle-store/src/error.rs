@@ -9,6 +9,16 @@ pub enum StoreError {
     #[error("{} named '{name}' already exists", with_article(*.kind))]
     NameTaken { kind: ResourceKind, name: String },
 
+    #[error(
+        "{kind} {id} was changed by someone else (it is at version {actual}, the change was made to version {expected}); load it again and repeat the change"
+    )]
+    VersionConflict {
+        kind: ResourceKind,
+        id: String,
+        expected: i64,
+        actual: i64,
+    },
+
     #[error("{kind} {id} was not found")]
     NotFound { kind: ResourceKind, id: String },
 

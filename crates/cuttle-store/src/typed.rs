@@ -27,6 +27,7 @@ pub fn document_from_resource<T: Resource>(resource: &T) -> Result<Document, Sto
         sort_order: resource.sort_order(),
         references,
         body,
+        version: 1,
     })
 }
 
