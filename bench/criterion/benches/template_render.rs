@@ -152,33 +152,43 @@ fn static_section(section_idx: usize) -> String {
     )
 }
 
-/// The 1 MiB config: 500 `<add key=... value="#{...}"/>` lines, each preceded by static
-/// sections, padded with comment text to exactly [`TEMPLATE_BYTES`].
+/// The 1 MiB config: 500 `<add key=... value="#{...}"/>` lines, each followed by static
+/// sections and a comment that pads it to its share of exactly [`TEMPLATE_BYTES`].
 fn config_template() -> String {
-    let mut template = String::with_capacity(TEMPLATE_BYTES + 4096);
-    template.push_str("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<configuration>\n");
-    let budget_per_substitution = TEMPLATE_BYTES / N_SUBSTITUTIONS;
+    const HEADER: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<configuration>\n";
+    const FOOTER: &str = "</configuration>\n";
+    const FILLER: &str = "Values in this file come from the project's variables, scoped per \
+        environment and target; edit them in Cuttle, not here, or the next deployment will \
+        overwrite your change. ";
+    let mut template = String::with_capacity(TEMPLATE_BYTES);
+    template.push_str(HEADER);
+    let body_bytes = TEMPLATE_BYTES - HEADER.len() - FOOTER.len();
     let mut section_idx = 0;
     for substitution_idx in 0..N_SUBSTITUTIONS {
-        let line_start = template.len();
+        let chunk_end = HEADER.len() + body_bytes * (substitution_idx + 1) / N_SUBSTITUTIONS;
         template.push_str(&format!(
             "  <appSettings module=\"{substitution_idx}\">\n    <add key=\"Setting{substitution_idx}\" value=\"{}\" />\n  </appSettings>\n",
             substitution(substitution_idx)
         ));
-        while template.len() - line_start < budget_per_substitution {
-            template.push_str(&static_section(section_idx));
+        loop {
+            let section = static_section(section_idx);
+            if template.len() + section.len() + 16 > chunk_end {
+                break;
+            }
+            template.push_str(&section);
             section_idx += 1;
         }
+        // Pad with a comment of filler text (ASCII, so any cut is a char boundary).
+        let padding = chunk_end - template.len();
+        let filler_bytes = padding.saturating_sub("  <!--  -->\n".len());
+        template.push_str("  <!-- ");
+        template.extend(FILLER.chars().cycle().take(filler_bytes));
+        template.push_str(" -->\n");
+        while template.len() < chunk_end {
+            template.push(' ');
+        }
     }
-    template.push_str("</configuration>\n");
-    // Trim or pad to exactly 1 MiB inside a trailing comment.
-    let closing = "-->\n";
-    template.truncate(TEMPLATE_BYTES.min(template.len()) - closing.len() - 5);
-    template.push_str("<!-- ");
-    while template.len() < TEMPLATE_BYTES - closing.len() {
-        template.push('.');
-    }
-    template.push_str(closing);
+    template.push_str(FOOTER);
     template
 }
 

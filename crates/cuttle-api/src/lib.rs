@@ -162,6 +162,72 @@ pub struct ApiKeyCreatedResource {
     pub links: Links,
 }
 
+/// An id and a display name, as `ScopeValues` lists them for pickers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct ReferenceDataItem {
+    pub id: String,
+    pub name: String,
+}
+
+/// What a variable set's values may be scoped to, with names, for editors.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct ScopeValues {
+    pub environments: Vec<ReferenceDataItem>,
+    pub machines: Vec<ReferenceDataItem>,
+    pub actions: Vec<ReferenceDataItem>,
+    pub roles: Vec<ReferenceDataItem>,
+    pub channels: Vec<ReferenceDataItem>,
+    pub tenant_tags: Vec<ReferenceDataItem>,
+    pub processes: Vec<ReferenceDataItem>,
+}
+
+/// `GET/PUT /api/{spaceId}/variables/{id}`: Octopus's VariableSetResource. Sensitive values
+/// are always `Value: null, IsSensitive: true` here; sending `null` back keeps them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VariableSetResource {
+    #[serde(flatten)]
+    pub set: cuttle_vars::VariableSet,
+    #[serde(rename = "ScopeValues", default)]
+    pub scope_values: ScopeValues,
+    #[serde(rename = "Links", default)]
+    pub links: Links,
+}
+
+/// One candidate value in a variable preview, and what became of it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct PreviewCandidate {
+    pub variable_id: Option<String>,
+    /// `null` for sensitive values.
+    pub value: Option<String>,
+    pub source: String,
+    pub is_winner: bool,
+    /// "Applies: Environment, Role" or "Not in scope: Machine".
+    pub outcome: String,
+}
+
+/// One effective variable in a preview, with every candidate that competed for it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct PreviewVariable {
+    pub name: String,
+    /// `null` for sensitive values.
+    pub value: Option<String>,
+    pub is_sensitive: bool,
+    pub source: String,
+    pub candidates: Vec<PreviewCandidate>,
+}
+
+/// `GET /api/{spaceId}/variables/preview`: the effective values for one context.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct VariablePreview {
+    pub variables: Vec<PreviewVariable>,
+    pub warnings: Vec<String>,
+}
+
 /// An item of `GET /api/{spaceId}/environments/v2`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]

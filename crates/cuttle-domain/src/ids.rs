@@ -21,11 +21,14 @@ pub enum ResourceKind {
     LibraryVariableSet,
     User,
     ApiKey,
+    /// A project's or library variable set's variables; ids are derived from the owner's
+    /// (`variableset-Projects-1`), never allocated.
+    VariableSet,
 }
 
 impl ResourceKind {
     /// All kinds, for lookups by prefix or name.
-    pub const ALL: [ResourceKind; 12] = [
+    pub const ALL: [ResourceKind; 13] = [
         ResourceKind::Space,
         ResourceKind::Environment,
         ResourceKind::Lifecycle,
@@ -38,6 +41,7 @@ impl ResourceKind {
         ResourceKind::LibraryVariableSet,
         ResourceKind::User,
         ResourceKind::ApiKey,
+        ResourceKind::VariableSet,
     ];
 
     /// The id prefix, which is also Octopus's collection name.
@@ -55,6 +59,7 @@ impl ResourceKind {
             ResourceKind::LibraryVariableSet => "LibraryVariableSets",
             ResourceKind::User => "Users",
             ResourceKind::ApiKey => "ApiKeys",
+            ResourceKind::VariableSet => "variableset",
         }
     }
 
@@ -73,6 +78,7 @@ impl ResourceKind {
             ResourceKind::LibraryVariableSet => "LibraryVariableSet",
             ResourceKind::User => "User",
             ResourceKind::ApiKey => "ApiKey",
+            ResourceKind::VariableSet => "VariableSet",
         }
     }
 
@@ -91,6 +97,7 @@ impl ResourceKind {
             ResourceKind::LibraryVariableSet => "library variable set",
             ResourceKind::User => "user",
             ResourceKind::ApiKey => "API key",
+            ResourceKind::VariableSet => "variable set",
         }
     }
 

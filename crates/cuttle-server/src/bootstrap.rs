@@ -4,6 +4,7 @@
 //! the next one, and two nodes starting at once on one PostgreSQL database create one of each.
 
 use cuttle_domain::{Lifecycle, ProjectGroup, Resource, Space, User, WorkerPool};
+use cuttle_secrets::MasterKey;
 use cuttle_store::{ApiKeyRecord, Change, Store, StoreError, document_from_resource};
 use rand::Rng;
 
@@ -55,8 +56,27 @@ pub enum BootstrapError {
     EmptyPassword,
     #[error("could not hash the admin password: {0}")]
     PasswordHash(String),
+    #[error(
+        "this server's master key is not the one the database's secrets were sealed with; every node must use the same key (set CUTTLE_MASTER_KEY, or copy master.key from the first node's data directory)"
+    )]
+    MasterKeyMismatch,
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+const MASTER_KEY_CHECK_SETTING: &str = "master-key-check";
+const MASTER_KEY_CHECK_TEXT: &str = "cuttle master key check";
+
+/// Refuses to start with a master key other than the one the database was set up with, which
+/// would leave every stored secret unreadable. The first start records a sealed check value.
+pub async fn check_master_key(store: &dyn Store, key: &MasterKey) -> Result<(), BootstrapError> {
+    let stored = store
+        .put_setting_if_absent(MASTER_KEY_CHECK_SETTING, &key.seal(MASTER_KEY_CHECK_TEXT))
+        .await?;
+    match key.open(&stored) {
+        Ok(text) if text.as_str() == MASTER_KEY_CHECK_TEXT => Ok(()),
+        _ => Err(BootstrapError::MasterKeyMismatch),
+    }
 }
 
 /// Makes sure the installation has its id, default space and admin; idempotent.

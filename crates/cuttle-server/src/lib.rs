@@ -28,7 +28,9 @@ use tower_http::trace::TraceLayer;
 pub use auth::{generate_api_key, hash_api_key, hash_password, is_well_formed_api_key};
 pub use bootstrap::{
     BootstrapError, BootstrapOptions, BootstrapOutcome, FirstStartCredentials, bootstrap,
+    check_master_key,
 };
+pub use cuttle_secrets::{KeySource, MasterKey};
 pub use error::ApiError;
 pub use state::{AppState, DEFAULT_JSON_BODY_LIMIT};
 

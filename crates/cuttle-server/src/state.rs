@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use cuttle_secrets::MasterKey;
 use cuttle_store::Store;
 
 use cuttle_domain::Space;
@@ -16,6 +17,7 @@ pub const DEFAULT_JSON_BODY_LIMIT: usize = 10 * 1024 * 1024;
 pub struct AppState {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) installation_id: Arc<str>,
+    pub(crate) master_key: Arc<MasterKey>,
     pub(crate) json_body_limit: usize,
     pub(crate) credential_cache: Arc<GenerationCache<CachedCredential>>,
     pub(crate) space_cache: Arc<GenerationCache<Space>>,
@@ -23,11 +25,13 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State over `store`, for an installation with the given id (see [`crate::bootstrap`]).
-    pub fn new(store: Arc<dyn Store>, installation_id: String) -> AppState {
+    /// State over `store`, for an installation with the given id (see [`crate::bootstrap`]),
+    /// sealing secrets with `master_key`.
+    pub fn new(store: Arc<dyn Store>, installation_id: String, master_key: MasterKey) -> AppState {
         AppState {
             store,
             installation_id: installation_id.into(),
+            master_key: Arc::new(master_key),
             json_body_limit: DEFAULT_JSON_BODY_LIMIT,
             credential_cache: Arc::new(GenerationCache::new(MAX_CREDENTIALS)),
             space_cache: Arc::new(GenerationCache::new(MAX_SPACES)),

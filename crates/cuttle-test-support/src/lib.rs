@@ -147,6 +147,12 @@ impl TestServer {
             .clone()
             .context("only a server on PostgreSQL can have a peer")?;
         let data_directory = tempfile::tempdir().context("create a data directory")?;
+        // Nodes on one database share the master key, as the operator guide says.
+        std::fs::copy(
+            self.data_directory.path().join("master.key"),
+            data_directory.path().join("master.key"),
+        )
+        .context("copy the master key to the peer")?;
         let stdout_lines = Arc::new(Mutex::new(Vec::new()));
         let (child, base_url) = spawn_server(
             &self.binary,
@@ -167,6 +173,11 @@ impl TestServer {
             schema: None,
             stdout_lines,
         })
+    }
+
+    /// The options the next [`TestServer::restart`] uses.
+    pub fn options_mut(&mut self) -> &mut ServerOptions {
+        &mut self.options
     }
 
     /// What the server printed on stdout since it (re)started.

@@ -12,5 +12,8 @@ pub(crate) const CUTTLE_BOOTSTRAP_API_KEY: &str = "CUTTLE_BOOTSTRAP_API_KEY";
 pub(crate) const CUTTLE_BOOTSTRAP_ADMIN_PASSWORD: &str = "CUTTLE_BOOTSTRAP_ADMIN_PASSWORD";
 /// The largest JSON request body in bytes (default 10 MiB).
 pub(crate) const CUTTLE_MAX_JSON_BODY: &str = "CUTTLE_MAX_JSON_BODY";
+/// The master key that seals secrets (32 bytes, base64 or hex). Without it, `master.key` in
+/// the data directory is used, created on first start. Nodes sharing a database share it.
+pub(crate) const CUTTLE_MASTER_KEY: &str = "CUTTLE_MASTER_KEY";
 /// The log filter, in `tracing` syntax (default `info`).
 pub(crate) const CUTTLE_LOG: &str = "CUTTLE_LOG";

@@ -34,6 +34,25 @@ pub(crate) struct ServerArguments {
 pub(crate) async fn run(arguments: ServerArguments) -> anyhow::Result<()> {
     let started = Instant::now();
     let store = open_store(&arguments).await?;
+    let (master_key, key_source) = cuttle_server::MasterKey::load_or_create(
+        non_empty_env(env_vars::CUTTLE_MASTER_KEY).as_deref(),
+        &arguments.data_dir,
+    )
+    .context("load the master key")?;
+    match &key_source {
+        cuttle_server::KeySource::Environment => {
+            tracing::info!("master key from {}", env_vars::CUTTLE_MASTER_KEY);
+        }
+        cuttle_server::KeySource::ExistingFile(path) => {
+            tracing::info!(path = %path.display(), "master key loaded");
+        }
+        cuttle_server::KeySource::CreatedFile(path) => {
+            tracing::info!(path = %path.display(), "master key created: back it up, secrets cannot be read without it");
+        }
+    }
+    cuttle_server::check_master_key(&*store, &master_key)
+        .await
+        .context("check the master key")?;
     let options = BootstrapOptions {
         api_key: non_empty_env(env_vars::CUTTLE_BOOTSTRAP_API_KEY),
         admin_password: non_empty_env(env_vars::CUTTLE_BOOTSTRAP_ADMIN_PASSWORD),
@@ -49,7 +68,7 @@ pub(crate) async fn run(arguments: ServerArguments) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listen on {}", arguments.listen))?;
     let address = listener.local_addr().context("read the listen address")?;
-    let state = AppState::new(Arc::clone(&store), outcome.installation_id)
+    let state = AppState::new(Arc::clone(&store), outcome.installation_id, master_key)
         .with_json_body_limit(arguments.max_json_body);
     // The line tests and scripts wait for; stdout, so it is easy to read.
     announce(&format!("Cuttle is listening on http://{address}"))?;

@@ -6,6 +6,7 @@ mod resources;
 mod root;
 mod spaces;
 mod users;
+mod variables;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -27,6 +28,7 @@ pub(crate) fn api_router(state: AppState) -> Router {
         .merge(spaces::routes())
         .merge(users::routes())
         .merge(environments::routes())
+        .merge(variables::routes())
         .merge(crud::space_scoped_routes::<Environment>())
         .merge(crud::space_scoped_routes::<Lifecycle>())
         .merge(crud::space_scoped_routes::<ProjectGroup>())

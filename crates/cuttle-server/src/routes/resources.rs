@@ -8,6 +8,7 @@ use cuttle_domain::{
 use cuttle_store::{Change, DocumentQuery, document_from_resource};
 
 use super::crud::{ManagedResource, new_guid};
+use super::variables::new_variable_set_change;
 use crate::bootstrap::default_space_contents;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -173,6 +174,7 @@ impl ManagedResource for Project {
         if stored.is_some() {
             return Ok(Vec::new());
         }
+        let variables = new_variable_set_change(&self.variable_set_id, &self.space_id, &self.id)?;
         // Every project has a default channel from the start, as in Octopus.
         let channel = Channel {
             id: state.store().allocate_id(Channel::KIND).await?,
@@ -183,7 +185,10 @@ impl ManagedResource for Project {
             is_default: true,
             ..Channel::default()
         };
-        Ok(vec![Change::Insert(document_from_resource(&channel)?)])
+        Ok(vec![
+            variables,
+            Change::Insert(document_from_resource(&channel)?),
+        ])
     }
 }
 
@@ -313,9 +318,16 @@ impl ManagedResource for LibraryVariableSet {
     async fn complete_write(
         &mut self,
         _state: &AppState,
-        _stored: Option<&Self>,
+        stored: Option<&Self>,
     ) -> Result<Vec<Change>, ApiError> {
         self.fill_derived_ids();
-        Ok(Vec::new())
+        if stored.is_some() {
+            return Ok(Vec::new());
+        }
+        Ok(vec![new_variable_set_change(
+            &self.variable_set_id,
+            &self.space_id,
+            &self.id,
+        )?])
     }
 }
