@@ -9,14 +9,16 @@
 //!
 //! It deliberately does no IO, no async and no clock reads: finding files by glob, reading them with
 //! their encoding and BOM, writing them back and logging are the caller's job. It also does not
-//! evaluate Octostache templates itself: variable values come through [`StructuredVariables`],
-//! whose implementation in the caller evaluates them (Calamari's `variables.Get(name)`).
+//! evaluate templates itself: values come through [`StructuredVariables`], evaluated by the
+//! implementation (Calamari's `variables.Get(name)`); [`EvaluatedVariables`] is the usual one,
+//! evaluating with `cuttle-template`.
 //!
 //! The rules per format follow `shared/spec/variables.md` section D2 and the vectors in
 //! `tests/data/structured/public.json`.
 
 #![forbid(unsafe_code)]
 
+mod evaluated;
 mod json;
 mod line_endings;
 mod properties;
@@ -26,6 +28,7 @@ mod yaml;
 
 use std::fmt;
 
+pub use evaluated::EvaluatedVariables;
 pub use variables::{StructuredVariables, is_octopus_reserved_variable_name};
 
 /// One of the file formats the replacer understands.

@@ -12,7 +12,7 @@
 use std::fmt;
 
 use cuttle_structured::{
-    StructuredFormat, StructuredOptions, StructuredVariables, replace_structured,
+    EvaluatedVariables, StructuredFormat, StructuredOptions, replace_structured,
 };
 use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
@@ -58,45 +58,6 @@ impl<'de> Deserialize<'de> for OrderedVariables {
     }
 }
 
-/// Variables whose values are evaluated with Cuttle's template language before use, as
-/// Calamari evaluates them with Octostache (`variables.Get`).
-struct EvaluatingVariables {
-    pairs: Vec<(String, Option<String>)>,
-    dictionary: cuttle_template::VariableDictionary,
-}
-
-impl EvaluatingVariables {
-    fn new(pairs: Vec<(String, Option<String>)>) -> EvaluatingVariables {
-        let mut dictionary = cuttle_template::VariableDictionary::new();
-        for (name, value) in &pairs {
-            if let Some(value) = value {
-                dictionary.set(name.clone(), value.as_str());
-            }
-        }
-        EvaluatingVariables { pairs, dictionary }
-    }
-}
-
-impl StructuredVariables for EvaluatingVariables {
-    fn variable_names(&self) -> Vec<String> {
-        self.pairs.iter().map(|(name, _)| name.clone()).collect()
-    }
-
-    fn evaluated_value(&self, name: &str) -> Option<String> {
-        let raw = self
-            .pairs
-            .iter()
-            .rev()
-            .find(|(candidate, _)| candidate.eq_ignore_ascii_case(name))
-            .and_then(|(_, value)| value.as_deref())?;
-        let options = cuttle_template::EvaluationOptions {
-            halt_on_error: false,
-            ..cuttle_template::EvaluationOptions::default()
-        };
-        cuttle_template::evaluate(raw, &self.dictionary, &options).output
-    }
-}
-
 /// Every `*.json` vector file in `tests/data/structured/`: `public.json` and any further set of
 /// the same format placed beside it.
 fn load_cases() -> Vec<Case> {
@@ -136,7 +97,7 @@ fn format_of(name: &str) -> StructuredFormat {
 
 /// Runs one case; `Err` describes the mismatch.
 fn run_case(case: &Case) -> Result<(), String> {
-    let variables = EvaluatingVariables::new(case.variables.0.clone());
+    let variables = EvaluatedVariables::new(case.variables.0.clone());
     let output = replace_structured(
         format_of(&case.format),
         &case.input,
@@ -194,7 +155,7 @@ fn replaced_variables_are_reported() {
         .iter()
         .find(|case| case.name == "json/JsonFormatVariableReplacerFixture.ShouldReplaceBoolean")
         .expect("case exists");
-    let variables = EvaluatingVariables::new(case.variables.0.clone());
+    let variables = EvaluatedVariables::new(case.variables.0.clone());
     let output = replace_structured(
         StructuredFormat::Json,
         &case.input,

@@ -5,6 +5,7 @@
 
 mod env_vars;
 mod server;
+mod template;
 
 use std::process::ExitCode;
 
@@ -22,33 +23,32 @@ struct Cli {
 enum Command {
     /// Run the Cuttle server: the REST API and, later, the web portal and built-in worker.
     Server(server::ServerArguments),
+    /// Evaluate templates and structured replacements as a deployment would.
+    #[command(subcommand)]
+    Template(template::TemplateCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let result = match cli.command {
+        // The template engine is pure: no runtime needed.
+        Command::Template(command) => template::run(command),
+        Command::Server(arguments) => run_async(server::run(arguments)).map(|()| ExitCode::SUCCESS),
+    };
+    result.unwrap_or_else(|error| {
+        tracing::error!("{error:#}");
+        ExitCode::FAILURE
+    })
+}
+
+/// Runs a future to completion on a multi-threaded runtime.
+fn run_async(future: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            tracing::error!("failed to start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Server(arguments) => server::run(arguments).await,
-        }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!("{error:#}");
-            ExitCode::FAILURE
-        }
-    }
+        .map_err(|error| anyhow::anyhow!("start the async runtime: {error}"))?;
+    runtime.block_on(future)
 }
 
 fn init_logging() {
