@@ -24,11 +24,13 @@ pub enum ResourceKind {
     /// A project's or library variable set's variables; ids are derived from the owner's
     /// (`variableset-Projects-1`), never allocated.
     VariableSet,
+    /// A server task; tasks live in their own table, not as documents.
+    Task,
 }
 
 impl ResourceKind {
     /// All kinds, for lookups by prefix or name.
-    pub const ALL: [ResourceKind; 13] = [
+    pub const ALL: [ResourceKind; 14] = [
         ResourceKind::Space,
         ResourceKind::Environment,
         ResourceKind::Lifecycle,
@@ -42,6 +44,7 @@ impl ResourceKind {
         ResourceKind::User,
         ResourceKind::ApiKey,
         ResourceKind::VariableSet,
+        ResourceKind::Task,
     ];
 
     /// The id prefix, which is also Octopus's collection name.
@@ -60,6 +63,7 @@ impl ResourceKind {
             ResourceKind::User => "Users",
             ResourceKind::ApiKey => "ApiKeys",
             ResourceKind::VariableSet => "variableset",
+            ResourceKind::Task => "ServerTasks",
         }
     }
 
@@ -79,6 +83,7 @@ impl ResourceKind {
             ResourceKind::User => "User",
             ResourceKind::ApiKey => "ApiKey",
             ResourceKind::VariableSet => "VariableSet",
+            ResourceKind::Task => "Task",
         }
     }
 
@@ -98,6 +103,7 @@ impl ResourceKind {
             ResourceKind::User => "user",
             ResourceKind::ApiKey => "API key",
             ResourceKind::VariableSet => "variable set",
+            ResourceKind::Task => "task",
         }
     }
 

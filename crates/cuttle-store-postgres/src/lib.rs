@@ -5,14 +5,17 @@
 //! Migrations in `migrations/` are embedded and applied at connect time; sqlx takes an advisory
 //! lock so that nodes starting together migrate once.
 
+mod tasks;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cuttle_store::{
-    ApiKeyRecord, Change, ChangeCounter, Document, DocumentPage, DocumentQuery, DocumentSummary,
-    ResourceKind, SessionRecord, Store, StoreError,
+    ApiKeyRecord, Change, ChangeCounter, ClaimedTask, Document, DocumentPage, DocumentQuery,
+    DocumentSummary, Lease, ResourceKind, SessionRecord, Store, StoreError, TaskLogLine, TaskQuery,
+    TaskRecord,
 };
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
@@ -144,7 +147,7 @@ fn push_list_filter(
     Ok(())
 }
 
-fn database_error(error: sqlx::Error) -> StoreError {
+pub(crate) fn database_error(error: sqlx::Error) -> StoreError {
     StoreError::database(error)
 }
 
@@ -659,6 +662,66 @@ impl Store for PostgresStore {
             .map_err(database_error)?;
         self.changed().await;
         Ok(())
+    }
+
+    async fn insert_task(&self, task: &TaskRecord) -> Result<(), StoreError> {
+        tasks::insert_task(&self.pool, task).await
+    }
+
+    async fn get_task(&self, id: &str) -> Result<Option<TaskRecord>, StoreError> {
+        tasks::get_task(&self.pool, id).await
+    }
+
+    async fn list_tasks(&self, query: &TaskQuery) -> Result<(i64, Vec<TaskRecord>), StoreError> {
+        tasks::list_tasks(&self.pool, query).await
+    }
+
+    async fn claim_task(
+        &self,
+        node: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<ClaimedTask>, StoreError> {
+        tasks::claim_task(&self.pool, node, now, lease_until).await
+    }
+
+    async fn renew_task_lease(
+        &self,
+        id: &str,
+        lease: &Lease,
+        lease_until: DateTime<Utc>,
+    ) -> Result<TaskRecord, StoreError> {
+        tasks::renew_task_lease(&self.pool, id, lease, lease_until).await
+    }
+
+    async fn save_task(&self, task: &TaskRecord, lease: &Lease) -> Result<(), StoreError> {
+        tasks::save_task(&self.pool, task, lease).await
+    }
+
+    async fn request_task_cancel(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<TaskRecord>, StoreError> {
+        tasks::request_task_cancel(&self.pool, id, now).await
+    }
+
+    async fn append_task_log(
+        &self,
+        id: &str,
+        lease: &Lease,
+        lines: &[TaskLogLine],
+    ) -> Result<(), StoreError> {
+        tasks::append_task_log(&self.pool, id, lease, lines).await
+    }
+
+    async fn task_log(
+        &self,
+        id: &str,
+        after_sequence: i64,
+        limit: i64,
+    ) -> Result<Vec<TaskLogLine>, StoreError> {
+        tasks::task_log(&self.pool, id, after_sequence, limit).await
     }
 
     fn change_generation(&self) -> u64 {

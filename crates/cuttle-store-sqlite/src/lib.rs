@@ -4,6 +4,8 @@
 //! meeting `SQLITE_BUSY`; reads use a separate pool and never wait for writers (WAL).
 //! Migrations in `migrations/` are embedded and applied when the store opens.
 
+mod tasks;
+
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -11,8 +13,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cuttle_store::{
-    ApiKeyRecord, Change, ChangeCounter, Document, DocumentPage, DocumentQuery, DocumentSummary,
-    ResourceKind, SessionRecord, Store, StoreError,
+    ApiKeyRecord, Change, ChangeCounter, ClaimedTask, Document, DocumentPage, DocumentQuery,
+    DocumentSummary, Lease, ResourceKind, SessionRecord, Store, StoreError, TaskLogLine, TaskQuery,
+    TaskRecord,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -117,7 +120,7 @@ fn push_list_filter(
     Ok(())
 }
 
-fn database_error(error: sqlx::Error) -> StoreError {
+pub(crate) fn database_error(error: sqlx::Error) -> StoreError {
     StoreError::database(error)
 }
 
@@ -638,6 +641,66 @@ impl Store for SqliteStore {
             .map_err(database_error)?;
         self.changed().await;
         Ok(())
+    }
+
+    async fn insert_task(&self, task: &TaskRecord) -> Result<(), StoreError> {
+        tasks::insert_task(&self.writer, task).await
+    }
+
+    async fn get_task(&self, id: &str) -> Result<Option<TaskRecord>, StoreError> {
+        tasks::get_task(&self.reader, id).await
+    }
+
+    async fn list_tasks(&self, query: &TaskQuery) -> Result<(i64, Vec<TaskRecord>), StoreError> {
+        tasks::list_tasks(&self.reader, query).await
+    }
+
+    async fn claim_task(
+        &self,
+        node: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<ClaimedTask>, StoreError> {
+        tasks::claim_task(&self.writer, node, now, lease_until).await
+    }
+
+    async fn renew_task_lease(
+        &self,
+        id: &str,
+        lease: &Lease,
+        lease_until: DateTime<Utc>,
+    ) -> Result<TaskRecord, StoreError> {
+        tasks::renew_task_lease(&self.writer, id, lease, lease_until).await
+    }
+
+    async fn save_task(&self, task: &TaskRecord, lease: &Lease) -> Result<(), StoreError> {
+        tasks::save_task(&self.writer, task, lease).await
+    }
+
+    async fn request_task_cancel(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<TaskRecord>, StoreError> {
+        tasks::request_task_cancel(&self.writer, id, now).await
+    }
+
+    async fn append_task_log(
+        &self,
+        id: &str,
+        lease: &Lease,
+        lines: &[TaskLogLine],
+    ) -> Result<(), StoreError> {
+        tasks::append_task_log(&self.writer, id, lease, lines).await
+    }
+
+    async fn task_log(
+        &self,
+        id: &str,
+        after_sequence: i64,
+        limit: i64,
+    ) -> Result<Vec<TaskLogLine>, StoreError> {
+        tasks::task_log(&self.reader, id, after_sequence, limit).await
     }
 
     fn change_generation(&self) -> u64 {

@@ -14,6 +14,7 @@ use serde_json::json;
 
 use crate::{
     ApiKeyRecord, Change, Document, DocumentQuery, ResourceKind, SessionRecord, Store, StoreError,
+    TaskLogLine, TaskQuery, TaskRecord, TaskState,
 };
 
 /// Generates one `#[tokio::test]` per conformance function. `$make_store` is an async function
@@ -42,7 +43,13 @@ macro_rules! store_conformance_tests {
             settings_keep_their_first_value,
             api_keys_are_found_by_hash_and_revocable,
             sessions_round_trip,
-            every_committed_change_moves_the_generation
+            every_committed_change_moves_the_generation,
+            tasks_are_claimed_run_and_completed_under_a_lease,
+            an_expired_lease_is_resumed_and_the_old_runner_fenced_out,
+            scheduled_tasks_wait_and_expire,
+            cancelling_queued_and_running_tasks,
+            concurrent_claims_take_different_tasks,
+            tasks_list_newest_first_with_filters
         );
     };
     (@each $make_store:path; $($test:ident),*) => {
@@ -808,4 +815,351 @@ pub async fn every_committed_change_moves_the_generation(store: &dyn Store) {
     assert_moved("a session insert", store);
     store.delete_session(&"34".repeat(32)).await.unwrap();
     assert_moved("a session delete", store);
+}
+
+fn base_time() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap()
+}
+
+fn queued_task(id: &str, queued_at: chrono::DateTime<Utc>) -> TaskRecord {
+    TaskRecord::queued(
+        id.to_owned(),
+        Some(SPACE.to_owned()),
+        "Health",
+        format!("Check {id}"),
+        json!({ "MachineIds": ["Machines-1"] }),
+        queued_at,
+    )
+}
+
+fn log_line(sequence: i64, message: &str) -> TaskLogLine {
+    TaskLogLine {
+        sequence,
+        occurred_at: base_time(),
+        category: "Info".to_owned(),
+        activity_id: "task".to_owned(),
+        message: message.to_owned(),
+    }
+}
+
+pub async fn tasks_are_claimed_run_and_completed_under_a_lease(store: &dyn Store) {
+    let now = base_time();
+    store
+        .insert_task(&queued_task("ServerTasks-1", now))
+        .await
+        .unwrap();
+    let claimed = store
+        .claim_task("node-a", now, now + Duration::seconds(30))
+        .await
+        .unwrap()
+        .expect("a queued task is claimed");
+    assert_eq!(claimed.task.state, TaskState::Executing);
+    assert_eq!(claimed.lease.generation, 1);
+    assert!(!claimed.resumed);
+    assert_eq!(claimed.task.start_time, Some(now));
+    assert_eq!(claimed.task.arguments["MachineIds"][0], "Machines-1");
+    assert!(
+        store
+            .claim_task("node-b", now, now + Duration::seconds(30))
+            .await
+            .unwrap()
+            .is_none(),
+        "a task under a live lease is not claimed again"
+    );
+
+    store
+        .append_task_log(
+            "ServerTasks-1",
+            &claimed.lease,
+            &[log_line(1, "one"), log_line(2, "two")],
+        )
+        .await
+        .unwrap();
+    // Appending the same sequences again (a retry after a crash) changes nothing.
+    store
+        .append_task_log(
+            "ServerTasks-1",
+            &claimed.lease,
+            &[log_line(2, "two again"), log_line(3, "three")],
+        )
+        .await
+        .unwrap();
+    let lines = store.task_log("ServerTasks-1", 0, 100).await.unwrap();
+    let messages: Vec<&str> = lines.iter().map(|line| line.message.as_str()).collect();
+    assert_eq!(messages, ["one", "two", "three"]);
+    assert_eq!(
+        store.task_log("ServerTasks-1", 2, 100).await.unwrap().len(),
+        1
+    );
+
+    let mut task = claimed.task.clone();
+    task.progress = json!({ "Step": 1 });
+    task.has_warnings_or_errors = true;
+    store.save_task(&task, &claimed.lease).await.unwrap();
+    store
+        .renew_task_lease("ServerTasks-1", &claimed.lease, now + Duration::seconds(60))
+        .await
+        .unwrap();
+    task.state = TaskState::Success;
+    task.completed_time = Some(now + Duration::seconds(5));
+    store.save_task(&task, &claimed.lease).await.unwrap();
+    let stored = store
+        .get_task("ServerTasks-1")
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(stored.state, TaskState::Success);
+    assert_eq!(stored.progress, json!({ "Step": 1 }));
+    assert!(stored.has_warnings_or_errors);
+    assert_eq!(stored.claimed_by, None, "a completed task is released");
+    assert!(
+        store
+            .claim_task("node-b", now + Duration::hours(1), now + Duration::hours(2))
+            .await
+            .unwrap()
+            .is_none(),
+        "a completed task is never claimed"
+    );
+}
+
+pub async fn an_expired_lease_is_resumed_and_the_old_runner_fenced_out(store: &dyn Store) {
+    let now = base_time();
+    store
+        .insert_task(&queued_task("ServerTasks-1", now))
+        .await
+        .unwrap();
+    let first = store
+        .claim_task("node-a", now, now + Duration::seconds(10))
+        .await
+        .unwrap()
+        .expect("claimed");
+    store
+        .append_task_log(
+            "ServerTasks-1",
+            &first.lease,
+            &[log_line(1, "before the crash")],
+        )
+        .await
+        .unwrap();
+    let later = now + Duration::seconds(11);
+    let second = store
+        .claim_task("node-b", later, later + Duration::seconds(10))
+        .await
+        .unwrap()
+        .expect("an expired lease is claimed again");
+    assert!(second.resumed);
+    assert_eq!(second.lease.generation, 2);
+    assert_eq!(second.task.start_time, Some(now), "the start time is kept");
+    assert_eq!(second.task.state, TaskState::Executing);
+
+    let mut stale = first.task.clone();
+    stale.state = TaskState::Failed;
+    assert!(matches!(
+        store.save_task(&stale, &first.lease).await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+    assert!(matches!(
+        store
+            .append_task_log("ServerTasks-1", &first.lease, &[log_line(2, "stale")])
+            .await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+    assert!(matches!(
+        store
+            .renew_task_lease("ServerTasks-1", &first.lease, later)
+            .await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+    store
+        .append_task_log(
+            "ServerTasks-1",
+            &second.lease,
+            &[log_line(2, "after the resume")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.task_log("ServerTasks-1", 0, 10).await.unwrap().len(),
+        2
+    );
+}
+
+pub async fn scheduled_tasks_wait_and_expire(store: &dyn Store) {
+    let now = base_time();
+    let mut scheduled = queued_task("ServerTasks-1", now + Duration::minutes(10));
+    scheduled.queue_time_expiry = Some(now + Duration::minutes(20));
+    store.insert_task(&scheduled).await.unwrap();
+    assert!(
+        store
+            .claim_task("node-a", now, now + Duration::seconds(30))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let late = now + Duration::minutes(21);
+    assert!(
+        store
+            .claim_task("node-a", late, late + Duration::seconds(30))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let stored = store
+        .get_task("ServerTasks-1")
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(stored.state, TaskState::TimedOut);
+    assert!(stored.completed_time.is_some());
+}
+
+pub async fn cancelling_queued_and_running_tasks(store: &dyn Store) {
+    let now = base_time();
+    store
+        .insert_task(&queued_task("ServerTasks-1", now))
+        .await
+        .unwrap();
+    store
+        .insert_task(&queued_task("ServerTasks-2", now + Duration::seconds(1)))
+        .await
+        .unwrap();
+    let canceled = store
+        .request_task_cancel("ServerTasks-2", now)
+        .await
+        .unwrap()
+        .expect("known");
+    assert_eq!(canceled.state, TaskState::Canceled);
+    assert!(canceled.completed_time.is_some());
+
+    let claimed = store
+        .claim_task(
+            "node-a",
+            now + Duration::seconds(2),
+            now + Duration::seconds(60),
+        )
+        .await
+        .unwrap()
+        .expect("claimed");
+    assert_eq!(claimed.task.id, "ServerTasks-1");
+    let cancelling = store
+        .request_task_cancel("ServerTasks-1", now)
+        .await
+        .unwrap()
+        .expect("known");
+    assert_eq!(cancelling.state, TaskState::Cancelling);
+    assert!(cancelling.cancel_requested);
+    // A runner saving progress does not undo the request.
+    store
+        .save_task(&claimed.task, &claimed.lease)
+        .await
+        .unwrap();
+    let stored = store
+        .get_task("ServerTasks-1")
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(stored.state, TaskState::Cancelling);
+    let renewed = store
+        .renew_task_lease("ServerTasks-1", &claimed.lease, now + Duration::seconds(90))
+        .await
+        .unwrap();
+    assert!(
+        renewed.cancel_requested,
+        "a runner learns of the request when it renews"
+    );
+    assert_eq!(
+        store
+            .request_task_cancel("ServerTasks-404", now)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+pub async fn concurrent_claims_take_different_tasks(store: &dyn Store) {
+    let now = base_time();
+    for number in 1..=6 {
+        store
+            .insert_task(&queued_task(
+                &format!("ServerTasks-{number}"),
+                now + Duration::seconds(number),
+            ))
+            .await
+            .unwrap();
+    }
+    let later = now + Duration::minutes(1);
+    let claims = futures::future::join_all((0..8).map(|node| async move {
+        store
+            .claim_task(
+                &format!("node-{node}"),
+                later,
+                later + Duration::seconds(30),
+            )
+            .await
+    }))
+    .await;
+    let mut claimed: Vec<String> = claims
+        .into_iter()
+        .filter_map(|claim| claim.unwrap().map(|claimed| claimed.task.id))
+        .collect();
+    claimed.sort();
+    let expected: Vec<String> = (1..=6)
+        .map(|number| format!("ServerTasks-{number}"))
+        .collect();
+    assert_eq!(claimed, expected, "each task claimed once");
+}
+
+pub async fn tasks_list_newest_first_with_filters(store: &dyn Store) {
+    let now = base_time();
+    for number in 1..=4 {
+        let mut task = queued_task(
+            &format!("ServerTasks-{number}"),
+            now + Duration::seconds(number),
+        );
+        if number % 2 == 0 {
+            task.name = "Deploy".to_owned();
+            task.project_id = Some("Projects-1".to_owned());
+        }
+        store.insert_task(&task).await.unwrap();
+    }
+    let (total, tasks) = store.list_tasks(&TaskQuery::default()).await.unwrap();
+    assert_eq!(total, 4);
+    let ids: Vec<&str> = tasks.iter().map(|task| task.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "ServerTasks-4",
+            "ServerTasks-3",
+            "ServerTasks-2",
+            "ServerTasks-1"
+        ]
+    );
+    let (total, tasks) = store
+        .list_tasks(&TaskQuery {
+            ids: Some(vec!["ServerTasks-1".to_owned(), "ServerTasks-9".to_owned()]),
+            ..TaskQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((total, tasks.len()), (1, 1));
+    let (total, _) = store
+        .list_tasks(&TaskQuery {
+            name: Some("Deploy".to_owned()),
+            project_id: Some("Projects-1".to_owned()),
+            states: Some(vec![TaskState::Queued]),
+            skip: 1,
+            take: 1,
+            ..TaskQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(total, 2);
+    let (total, _) = store
+        .list_tasks(&TaskQuery {
+            states: Some(vec![TaskState::Success, TaskState::Failed]),
+            ..TaskQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(total, 0);
 }

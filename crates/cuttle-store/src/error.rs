@@ -19,6 +19,9 @@ pub enum StoreError {
         actual: i64,
     },
 
+    #[error("task {id} is now run by another claim; this runner must stop")]
+    LeaseLost { id: String },
+
     #[error("{kind} {id} was not found")]
     NotFound { kind: ResourceKind, id: String },
 

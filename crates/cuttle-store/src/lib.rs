@@ -21,6 +21,7 @@ pub mod conformance;
 mod document;
 mod error;
 mod records;
+mod tasks;
 pub mod typed;
 
 pub use changes::ChangeCounter;
@@ -28,9 +29,11 @@ pub use cuttle_domain::ResourceKind;
 pub use document::{Change, Document, DocumentPage, DocumentQuery, DocumentSummary};
 pub use error::StoreError;
 pub use records::{ApiKeyRecord, SessionRecord};
+pub use tasks::{ClaimedTask, Lease, TaskLogLine, TaskQuery, TaskRecord, TaskState};
 pub use typed::{ResourcePage, document_from_resource, resource_from_document};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 /// Everything the server persists. Implemented by `cuttle-store-sqlite` and
 /// `cuttle-store-postgres`; used as `Arc<dyn Store>`.
@@ -80,6 +83,61 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
     async fn find_session(&self, token_hash: &str) -> Result<Option<SessionRecord>, StoreError>;
     async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError>;
+
+    /// Stores a new task (normally `Queued`).
+    async fn insert_task(&self, task: &TaskRecord) -> Result<(), StoreError>;
+
+    async fn get_task(&self, id: &str) -> Result<Option<TaskRecord>, StoreError>;
+
+    /// Tasks matching the query, newest first, and how many matched in all.
+    async fn list_tasks(&self, query: &TaskQuery) -> Result<(i64, Vec<TaskRecord>), StoreError>;
+
+    /// Claims the next task for `node`: the oldest queued task whose time has come, else a
+    /// running task whose lease expired before `now` (a resume). Queued tasks past their
+    /// expiry become `TimedOut` instead. `None` when there is nothing to do.
+    async fn claim_task(
+        &self,
+        node: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<ClaimedTask>, StoreError>;
+
+    /// Extends a lease; [`StoreError::LeaseLost`] when another claim superseded it.
+    async fn renew_task_lease(
+        &self,
+        id: &str,
+        lease: &Lease,
+        lease_until: DateTime<Utc>,
+    ) -> Result<TaskRecord, StoreError>;
+
+    /// Saves a running task's state, progress and outcome under its lease. A task saved in a
+    /// completed state is released.
+    async fn save_task(&self, task: &TaskRecord, lease: &Lease) -> Result<(), StoreError>;
+
+    /// Asks a task to stop: a queued one is `Canceled` at once, a running one becomes
+    /// `Cancelling` for its runner to act on; a completed one is left alone.
+    async fn request_task_cancel(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<TaskRecord>, StoreError>;
+
+    /// Appends log lines under a lease. Lines whose sequence is already stored are skipped,
+    /// so appending again after a crash is harmless.
+    async fn append_task_log(
+        &self,
+        id: &str,
+        lease: &Lease,
+        lines: &[TaskLogLine],
+    ) -> Result<(), StoreError>;
+
+    /// Log lines after `after_sequence`, at most `limit`, in order.
+    async fn task_log(
+        &self,
+        id: &str,
+        after_sequence: i64,
+        limit: i64,
+    ) -> Result<Vec<TaskLogLine>, StoreError>;
 
     /// Which backend this is, for logs and the root document ("SQLite", "PostgreSQL").
     fn backend_name(&self) -> &'static str;
