@@ -228,6 +228,94 @@ pub struct VariablePreview {
     pub warnings: Vec<String>,
 }
 
+/// A server task: a deployment, runbook run or health check, as Octopus shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct ServerTaskResource {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    /// `Queued`, `Executing`, `Cancelling`, `Success`, `Failed`, `Canceled` or `TimedOut`.
+    pub state: String,
+    pub is_completed: bool,
+    pub finished_successfully: bool,
+    pub has_pending_interruptions: bool,
+    pub has_warnings_or_errors: bool,
+    /// Empty when there is no error.
+    pub error_message: String,
+    pub queue_time: String,
+    pub queue_time_expiry: Option<String>,
+    pub start_time: Option<String>,
+    pub completed_time: Option<String>,
+    pub last_updated_time: String,
+    /// Human text: "5 minutes ago".
+    pub completed: Option<String>,
+    /// Human text: "12 seconds".
+    pub duration: Option<String>,
+    pub space_id: Option<String>,
+    pub project_id: Option<String>,
+    pub environment_id: Option<String>,
+    pub arguments: serde_json::Value,
+    pub can_rerun: bool,
+    pub has_been_picked_up_by_processor: bool,
+    pub server_node: Option<String>,
+    #[serde(default)]
+    pub links: Links,
+}
+
+/// `POST /api/{spaceId}/tasks`: start a task such as a health check.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct CreateTaskRequest {
+    pub name: String,
+    pub description: Option<String>,
+    pub arguments: serde_json::Value,
+}
+
+/// One line of an activity's log.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct ActivityLogElement {
+    pub category: String,
+    pub occurred_at: String,
+    pub message_text: String,
+}
+
+/// A block of a task log (the task, a step, a target), with its lines and its children.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct ActivityElement {
+    pub id: String,
+    pub name: String,
+    pub started: Option<String>,
+    pub ended: Option<String>,
+    /// `Pending`, `Running`, `Success`, `Failed`, `Skipped`, `SuccessWithWarning` or `Canceled`.
+    pub status: String,
+    pub children: Vec<ActivityElement>,
+    pub show_at_summary_level: bool,
+    pub log_elements: Vec<ActivityLogElement>,
+    pub progress_percentage: i64,
+    pub progress_message: Option<String>,
+}
+
+/// How far a task has come.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct TaskProgress {
+    pub progress_percentage: i64,
+    pub estimated_time_remaining: Option<String>,
+}
+
+/// `GET /api/{spaceId}/tasks/{id}/details`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct TaskDetailsResource {
+    pub task: ServerTaskResource,
+    pub progress: TaskProgress,
+    pub physical_log_size: i64,
+    pub activity_logs: Vec<ActivityElement>,
+}
+
 /// An item of `GET /api/{spaceId}/environments/v2`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]

@@ -135,7 +135,13 @@ pub(crate) async fn cache_get_responses(
     request: Request,
     next: Next,
 ) -> Response {
-    if request.method() != Method::GET {
+    // Tasks change while they run without moving the store's generation: never cache them.
+    let is_task_route = request
+        .uri()
+        .path()
+        .split('/')
+        .any(|segment| segment == "tasks");
+    if request.method() != Method::GET || is_task_route {
         return next.run(request).await;
     }
     let (mut parts, body) = request.into_parts();

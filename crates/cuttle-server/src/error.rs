@@ -91,7 +91,7 @@ impl From<StoreError> for ApiError {
             StoreError::InUse { .. } | StoreError::BrokenReference { .. } => {
                 ApiError::bad_request(error.to_string())
             }
-            StoreError::Corrupt { .. } | StoreError::Database(_) => {
+            StoreError::Corrupt { .. } | StoreError::Database(_) | StoreError::LeaseLost { .. } => {
                 ApiError::Internal(Box::new(error))
             }
         }

@@ -32,6 +32,7 @@ pub use bootstrap::{
 };
 pub use cuttle_secrets::{KeySource, MasterKey};
 pub use error::ApiError;
+pub use routes::HEALTH_TASK;
 pub use state::{AppState, DEFAULT_JSON_BODY_LIMIT};
 
 /// The HTTP service: path normalization in front of the router.

@@ -22,6 +22,7 @@ pub struct AppState {
     pub(crate) credential_cache: Arc<GenerationCache<CachedCredential>>,
     pub(crate) space_cache: Arc<GenerationCache<Space>>,
     pub(crate) response_cache: Arc<ResponseCache>,
+    pub(crate) task_waker: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl AppState {
@@ -36,6 +37,19 @@ impl AppState {
             credential_cache: Arc::new(GenerationCache::new(MAX_CREDENTIALS)),
             space_cache: Arc::new(GenerationCache::new(MAX_SPACES)),
             response_cache: Arc::default(),
+            task_waker: None,
+        }
+    }
+
+    /// Lets the API wake the task runner when it queues or cancels a task.
+    pub fn with_task_waker(mut self, waker: Arc<tokio::sync::Notify>) -> AppState {
+        self.task_waker = Some(waker);
+        self
+    }
+
+    pub(crate) fn wake_task_runner(&self) {
+        if let Some(waker) = &self.task_waker {
+            waker.notify_one();
         }
     }
 

@@ -724,6 +724,29 @@ impl Store for PostgresStore {
         tasks::task_log(&self.pool, id, after_sequence, limit).await
     }
 
+    async fn release_task_leases(&self, node: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let result = sqlx::query(
+            "UPDATE tasks SET lease_expires = $2
+             WHERE claimed_by = $1 AND state IN ('Executing', 'Cancelling')",
+        )
+        .bind(node)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(database_error)?;
+        Ok(result.rows_affected())
+    }
+
+    async fn last_task_log_sequence(&self, id: &str) -> Result<i64, StoreError> {
+        let last: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(sequence) FROM task_log WHERE task_id = $1")
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(database_error)?;
+        Ok(last.unwrap_or(0))
+    }
+
     fn change_generation(&self) -> u64 {
         self.changes.current()
     }

@@ -884,6 +884,17 @@ pub async fn tasks_are_claimed_run_and_completed_under_a_lease(store: &dyn Store
         )
         .await
         .unwrap();
+    assert_eq!(
+        store.last_task_log_sequence("ServerTasks-1").await.unwrap(),
+        3
+    );
+    assert_eq!(
+        store
+            .last_task_log_sequence("ServerTasks-404")
+            .await
+            .unwrap(),
+        0
+    );
     let lines = store.task_log("ServerTasks-1", 0, 100).await.unwrap();
     let messages: Vec<&str> = lines.iter().map(|line| line.message.as_str()).collect();
     assert_eq!(messages, ["one", "two", "three"]);

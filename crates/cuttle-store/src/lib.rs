@@ -139,6 +139,13 @@ pub trait Store: Send + Sync + 'static {
         limit: i64,
     ) -> Result<Vec<TaskLogLine>, StoreError>;
 
+    /// Ends `node`'s leases now, so its running tasks can be claimed again at once (when the
+    /// node shuts down or starts again). Returns how many tasks it released.
+    async fn release_task_leases(&self, node: &str, now: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// The highest sequence in a task's log; 0 when it has none.
+    async fn last_task_log_sequence(&self, id: &str) -> Result<i64, StoreError>;
+
     /// Which backend this is, for logs and the root document ("SQLite", "PostgreSQL").
     fn backend_name(&self) -> &'static str;
 

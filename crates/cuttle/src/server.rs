@@ -68,8 +68,19 @@ pub(crate) async fn run(arguments: ServerArguments) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listen on {}", arguments.listen))?;
     let address = listener.local_addr().context("read the listen address")?;
+    let runner_config = cuttle_orchestrator::RunnerConfig::new(node_name(&arguments.data_dir)?);
+    let mut runner = cuttle_orchestrator::TaskRunner::new(Arc::clone(&store), runner_config);
+    let transports = cuttle_orchestrator::Transports::new();
+    runner.register(
+        cuttle_orchestrator::HEALTH_TASK,
+        cuttle_orchestrator::HealthCheckHandler::new(transports),
+    );
+    let runner = Arc::new(runner);
     let state = AppState::new(Arc::clone(&store), outcome.installation_id, master_key)
-        .with_json_body_limit(arguments.max_json_body);
+        .with_json_body_limit(arguments.max_json_body)
+        .with_task_waker(runner.waker());
+    let (stop_runner, runner_stopped) = tokio::sync::watch::channel(false);
+    let runner_task = tokio::spawn(Arc::clone(&runner).run(runner_stopped));
     // The line tests and scripts wait for; stdout, so it is easy to read.
     announce(&format!("Cuttle is listening on http://{address}"))?;
     tracing::info!(
@@ -77,11 +88,31 @@ pub(crate) async fn run(arguments: ServerArguments) -> anyhow::Result<()> {
         elapsed_ms = started.elapsed().as_millis(),
         "server started"
     );
-    cuttle_server::serve(listener, state, shutdown_signal())
-        .await
-        .context("serve HTTP")?;
+    let served = cuttle_server::serve(listener, state, shutdown_signal()).await;
+    // Stop taking tasks; those still running resume at the next start.
+    stop_runner.send_replace(true);
+    if let Err(error) = runner_task.await {
+        tracing::warn!("the task runner ended abnormally: {error}");
+    }
+    served.context("serve HTTP")?;
     tracing::info!("server stopped");
     Ok(())
+}
+
+/// This node's name for task leases: stable across restarts of the same data directory, so a
+/// restarted server takes its own unfinished tasks back at once, and distinct between nodes.
+fn node_name(data_directory: &std::path::Path) -> anyhow::Result<String> {
+    let path = data_directory.join("node.id");
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => Ok(text.trim().to_owned()),
+        _ => {
+            std::fs::create_dir_all(data_directory)
+                .with_context(|| format!("create {}", data_directory.display()))?;
+            let name = format!("node-{}", uuid::Uuid::new_v4().simple());
+            std::fs::write(&path, &name).with_context(|| format!("write {}", path.display()))?;
+            Ok(name)
+        }
+    }
 }
 
 async fn open_store(arguments: &ServerArguments) -> anyhow::Result<Arc<dyn Store>> {

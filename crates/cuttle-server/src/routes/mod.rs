@@ -5,6 +5,7 @@ mod environments;
 mod resources;
 mod root;
 mod spaces;
+mod tasks;
 mod users;
 mod variables;
 
@@ -21,6 +22,8 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Every `/api` route.
+pub use tasks::HEALTH_TASK;
+
 pub(crate) fn api_router(state: AppState) -> Router {
     let json_body_limit = state.json_body_limit;
     Router::new()
@@ -29,6 +32,7 @@ pub(crate) fn api_router(state: AppState) -> Router {
         .merge(users::routes())
         .merge(environments::routes())
         .merge(variables::routes())
+        .merge(tasks::routes())
         .merge(crud::space_scoped_routes::<Environment>())
         .merge(crud::space_scoped_routes::<Lifecycle>())
         .merge(crud::space_scoped_routes::<ProjectGroup>())

@@ -6,6 +6,7 @@ mod bad_input;
 mod postgres;
 mod resources;
 mod startup;
+mod tasks;
 mod variables;
 
 use std::path::Path;

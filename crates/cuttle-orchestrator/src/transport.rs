@@ -1,0 +1,109 @@
+//! How the orchestrator reaches targets: one [`Transport`] per kind of endpoint (listening
+//! agent, polling agent, SSH, the built-in worker), chosen from a [`Transports`] registry, so the
+//! engine above never cares which one a target uses.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cuttle_domain::Endpoint;
+
+/// The kinds of endpoint a transport can serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EndpointKind {
+    ListeningAgent,
+    PollingAgent,
+    Ssh,
+}
+
+impl EndpointKind {
+    /// The kind of `endpoint`, `None` for endpoints nothing can reach directly.
+    pub fn of(endpoint: &Endpoint) -> Option<EndpointKind> {
+        match endpoint {
+            Endpoint::Listening { .. } => Some(EndpointKind::ListeningAgent),
+            Endpoint::Polling { .. } => Some(EndpointKind::PollingAgent),
+            Endpoint::Ssh { .. } => Some(EndpointKind::Ssh),
+            Endpoint::None => None,
+        }
+    }
+
+    /// Octopus's name for the communication style, for messages.
+    pub fn communication_style(self) -> &'static str {
+        match self {
+            EndpointKind::ListeningAgent => "TentaclePassive",
+            EndpointKind::PollingAgent => "TentacleActive",
+            EndpointKind::Ssh => "Ssh",
+        }
+    }
+}
+
+/// A machine to reach: its id and name for messages, and its endpoint.
+#[derive(Debug, Clone)]
+pub struct TargetAddress {
+    pub machine_id: String,
+    pub name: String,
+    pub space_id: String,
+    pub endpoint: Endpoint,
+}
+
+/// What a health check learned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthReport {
+    /// Warnings that make the target "healthy with warnings" (low disk, old agent).
+    pub warnings: Vec<String>,
+    /// What the target said about itself (agent version, OS), for the log.
+    pub summary: String,
+}
+
+/// Why a transport could not do what was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    /// The target could not be reached (refused, timed out, unknown host): "Unavailable".
+    #[error("could not reach {target}: {message}")]
+    Unreachable { target: String, message: String },
+    /// The target answered but is not fit to run work (wrong certificate, broken agent):
+    /// "Unhealthy". Retrying will not help until someone fixes it.
+    #[error("{target} is not usable: {message}")]
+    Unusable { target: String, message: String },
+}
+
+/// Reaches targets of one endpoint kind.
+#[async_trait]
+pub trait Transport: Send + Sync + 'static {
+    /// Connects to the target and checks it can run work.
+    async fn check_health(&self, target: &TargetAddress) -> Result<HealthReport, TransportError>;
+}
+
+/// The transports this server has, by endpoint kind.
+#[derive(Clone, Default)]
+pub struct Transports {
+    by_kind: HashMap<EndpointKind, Arc<dyn Transport>>,
+}
+
+impl Transports {
+    pub fn new() -> Transports {
+        Transports::default()
+    }
+
+    pub fn register(&mut self, kind: EndpointKind, transport: Arc<dyn Transport>) {
+        self.by_kind.insert(kind, transport);
+    }
+
+    /// The transport for `endpoint`, or why there is none.
+    pub fn for_endpoint(&self, target: &TargetAddress) -> Result<&dyn Transport, TransportError> {
+        let kind = EndpointKind::of(&target.endpoint).ok_or_else(|| TransportError::Unusable {
+            target: target.name.clone(),
+            message: "it has no endpoint to connect to".to_owned(),
+        })?;
+        self.by_kind
+            .get(&kind)
+            .map(|transport| &**transport)
+            .ok_or_else(|| TransportError::Unusable {
+                target: target.name.clone(),
+                message: format!(
+                    "this server cannot reach {} endpoints yet",
+                    kind.communication_style()
+                ),
+            })
+    }
+}
