@@ -11,14 +11,20 @@
 //! This crate knows the store and nothing of HTTP; handlers for each kind of task and the
 //! transports they use are plugged in by the server.
 
+mod adhoc;
+mod builtin;
 mod context;
 mod health;
 mod runner;
+mod scripts;
 mod transport;
 
+pub use adhoc::{AD_HOC_SCRIPT_TASK, AdHocScriptHandler, names_targets};
+pub use builtin::{BUILT_IN_WORKER_NAME, BuiltInWorker};
 pub use context::{LogCategory, TaskContext};
 pub use health::HealthCheckHandler;
-pub use runner::{RunnerConfig, TaskHandler, TaskOutcome, TaskRunner};
+pub use runner::{RunnerConfig, TaskHandler, TaskOutcome, TaskRunner, TaskWaker};
+pub use scripts::{ScriptOutcome, run_script};
 pub use transport::{
     EndpointKind, HealthReport, TargetAddress, Transport, TransportError, Transports,
 };

@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use cuttle_store::{ClaimedTask, Store, StoreError, TaskState};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::context::{LogCategory, TaskContext};
@@ -55,12 +55,26 @@ impl RunnerConfig {
     }
 }
 
+/// Wakes a runner: it looks for new tasks and for cancel requests at once, instead of at its
+/// next poll. Cheap to clone; waking a runner that is not running does nothing.
+#[derive(Clone, Debug)]
+pub struct TaskWaker {
+    sender: watch::Sender<u64>,
+}
+
+impl TaskWaker {
+    pub fn wake(&self) {
+        self.sender
+            .send_modify(|count| *count = count.wrapping_add(1));
+    }
+}
+
 /// Claims and runs tasks until shut down.
 pub struct TaskRunner {
     store: Arc<dyn Store>,
     config: RunnerConfig,
     handlers: HashMap<String, Arc<dyn TaskHandler>>,
-    wake: Arc<Notify>,
+    wake: watch::Sender<u64>,
 }
 
 impl TaskRunner {
@@ -69,7 +83,7 @@ impl TaskRunner {
             store,
             config,
             handlers: HashMap::new(),
-            wake: Arc::new(Notify::new()),
+            wake: watch::channel(0).0,
         }
     }
 
@@ -78,9 +92,11 @@ impl TaskRunner {
         self.handlers.insert(name.to_owned(), handler);
     }
 
-    /// Wakes the runner at once, e.g. after queueing a task, instead of at its next poll.
-    pub fn waker(&self) -> Arc<Notify> {
-        Arc::clone(&self.wake)
+    /// A handle that wakes the runner at once, e.g. after queueing or cancelling a task.
+    pub fn waker(&self) -> TaskWaker {
+        TaskWaker {
+            sender: self.wake.clone(),
+        }
     }
 
     /// Runs until `shutdown` becomes true. Tasks still running then are left to be resumed by
@@ -89,6 +105,7 @@ impl TaskRunner {
         // Tasks this node was running when it last stopped are taken back at once.
         self.release_leases().await;
         let mut running = JoinSet::new();
+        let mut woken = self.wake.subscribe();
         loop {
             if *shutdown.borrow() {
                 break;
@@ -107,7 +124,7 @@ impl TaskRunner {
                 }
             }
             tokio::select! {
-                () = self.wake.notified() => {}
+                _ = woken.changed() => {}
                 () = tokio::time::sleep(self.config.poll_interval) => {}
                 Some(_) = running.join_next(), if !running.is_empty() => {}
                 changed = shutdown.changed() => {
@@ -204,13 +221,32 @@ impl TaskRunner {
         }
     }
 
-    /// Renews the lease until it is lost; passes cancel requests on. Returns why it stopped.
+    /// Renews the lease until it is lost; passes cancel requests on (looking at once when the
+    /// runner is woken, else every second). Returns why it stopped.
     async fn keep_lease(&self, context: &TaskContext, cancel: &watch::Sender<bool>) -> StoreError {
-        let interval = self.config.lease_duration / 3;
+        let renew_every = self.config.lease_duration / 3;
+        let mut woken = self.wake.subscribe();
+        let mut last_renewal = tokio::time::Instant::now();
         loop {
-            tokio::time::sleep(interval).await;
-            let lease_until = Utc::now() + lease_as_chrono(self.config.lease_duration);
+            tokio::select! {
+                _ = woken.changed() => {}
+                () = tokio::time::sleep(CANCEL_CHECK_INTERVAL) => {}
+            }
             let task_id = context.task().id;
+            if last_renewal.elapsed() < renew_every {
+                match self.store.get_task(&task_id).await {
+                    Ok(Some(task)) if task.cancel_requested => {
+                        cancel.send_replace(true);
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::debug!(task_id, "failed to look for a cancel request: {error}")
+                    }
+                }
+                continue;
+            }
+            last_renewal = tokio::time::Instant::now();
+            let lease_until = Utc::now() + lease_as_chrono(self.config.lease_duration);
             match self
                 .store
                 .renew_task_lease(&task_id, context.lease(), lease_until)
@@ -268,6 +304,9 @@ impl TaskRunner {
         self.store.save_task(&task, context.lease()).await
     }
 }
+
+/// How often a running task looks for a cancel request made on another node.
+const CANCEL_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Flushes the context's log every few hundred milliseconds, forever.
 async fn periodic_flush(context: &TaskContext) {

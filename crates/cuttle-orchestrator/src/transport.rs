@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use cuttle_domain::Endpoint;
+use cuttle_exec::{ScriptRequest, ScriptStatus, StartOutcome};
 
 /// The kinds of endpoint a transport can serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -67,17 +68,51 @@ pub enum TransportError {
     Unusable { target: String, message: String },
 }
 
-/// Reaches targets of one endpoint kind.
+/// Reaches targets of one endpoint kind (or the built-in worker) and runs scripts there.
+///
+/// Script calls are the ticket protocol of `cuttle-exec`: starting a ticket twice runs it once,
+/// and status is asked for "after sequence N", so a caller that restarts re-attaches by ticket
+/// and gets every line it has not yet seen.
 #[async_trait]
 pub trait Transport: Send + Sync + 'static {
     /// Connects to the target and checks it can run work.
     async fn check_health(&self, target: &TargetAddress) -> Result<HealthReport, TransportError>;
+
+    /// Starts the request's ticket, unless it was started before.
+    async fn start_script(
+        &self,
+        target: &TargetAddress,
+        request: &ScriptRequest,
+    ) -> Result<StartOutcome, TransportError>;
+
+    /// The ticket's state and the log lines after `after_sequence`.
+    async fn script_status(
+        &self,
+        target: &TargetAddress,
+        ticket: &str,
+        after_sequence: u64,
+    ) -> Result<ScriptStatus, TransportError>;
+
+    /// Stops the ticket's script (its whole process tree).
+    async fn cancel_script(
+        &self,
+        target: &TargetAddress,
+        ticket: &str,
+    ) -> Result<(), TransportError>;
+
+    /// Forgets a finished ticket and deletes its workspace.
+    async fn complete_script(
+        &self,
+        target: &TargetAddress,
+        ticket: &str,
+    ) -> Result<(), TransportError>;
 }
 
-/// The transports this server has, by endpoint kind.
+/// The transports this server has, by endpoint kind, and its built-in worker.
 #[derive(Clone, Default)]
 pub struct Transports {
     by_kind: HashMap<EndpointKind, Arc<dyn Transport>>,
+    built_in_worker: Option<Arc<dyn Transport>>,
 }
 
 impl Transports {
@@ -87,6 +122,16 @@ impl Transports {
 
     pub fn register(&mut self, kind: EndpointKind, transport: Arc<dyn Transport>) {
         self.by_kind.insert(kind, transport);
+    }
+
+    /// Sets the server's own executor, for work that runs on no target.
+    pub fn set_built_in_worker(&mut self, transport: Arc<dyn Transport>) {
+        self.built_in_worker = Some(transport);
+    }
+
+    /// The built-in worker, when this server runs one.
+    pub fn built_in_worker(&self) -> Option<&dyn Transport> {
+        self.built_in_worker.as_deref()
     }
 
     /// The transport for `endpoint`, or why there is none.

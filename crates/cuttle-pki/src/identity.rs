@@ -115,6 +115,14 @@ impl Identity {
         Ok(Identity::generate_with_key_pem(common_name)?.0)
     }
 
+    /// A new identity and its private key as PEM text, for a caller that stores identities
+    /// itself (the server keeps its own in the database, sealed, so all nodes share it).
+    pub fn generate_with_private_key_pem(
+        common_name: &str,
+    ) -> Result<(Identity, zeroize::Zeroizing<String>), PkiError> {
+        Identity::generate_with_key_pem(common_name)
+    }
+
     /// An identity from PEM text (an imported certificate, say). The key may be PKCS#8, SEC1 or
     /// PKCS#1, of any type rustls signs with; it must belong to the certificate.
     pub fn from_pem(certificate_pem: &str, private_key_pem: &str) -> Result<Identity, PkiError> {

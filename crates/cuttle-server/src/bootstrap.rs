@@ -4,6 +4,7 @@
 //! the next one, and two nodes starting at once on one PostgreSQL database create one of each.
 
 use cuttle_domain::{Lifecycle, ProjectGroup, Resource, Space, User, WorkerPool};
+use cuttle_pki::Identity;
 use cuttle_secrets::MasterKey;
 use cuttle_store::{ApiKeyRecord, Change, Store, StoreError, document_from_resource};
 use rand::Rng;
@@ -60,8 +61,45 @@ pub enum BootstrapError {
         "this server's master key is not the one the database's secrets were sealed with; every node must use the same key (set CUTTLE_MASTER_KEY, or copy master.key from the first node's data directory)"
     )]
     MasterKeyMismatch,
+    #[error("could not prepare the server's certificate: {0}")]
+    ServerIdentity(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+const SERVER_IDENTITY_SETTING: &str = "server-identity";
+
+/// The server's certificate and key, shared by every node: kept in the database with the key
+/// sealed under the master key, so agents pin one thumbprint whichever node they reach.
+pub async fn load_or_create_server_identity(
+    store: &dyn Store,
+    key: &MasterKey,
+) -> Result<Identity, BootstrapError> {
+    #[derive(serde::Serialize, serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct StoredIdentity {
+        certificate_pem: String,
+        sealed_private_key_pem: String,
+    }
+    let (generated, private_key_pem) = Identity::generate_with_private_key_pem("cuttle-server")
+        .map_err(|error| BootstrapError::ServerIdentity(error.to_string()))?;
+    let candidate = serde_json::to_string(&StoredIdentity {
+        certificate_pem: generated.certificate_pem().to_owned(),
+        sealed_private_key_pem: key.seal(&private_key_pem),
+    })
+    .map_err(|error| BootstrapError::ServerIdentity(error.to_string()))?;
+    // The first node to get here stores its identity; every node then uses the stored one.
+    let stored = store
+        .put_setting_if_absent(SERVER_IDENTITY_SETTING, &candidate)
+        .await?;
+    let stored: StoredIdentity = serde_json::from_str(&stored).map_err(|error| {
+        BootstrapError::ServerIdentity(format!("the stored identity is unreadable: {error}"))
+    })?;
+    let private_key_pem = key
+        .open(&stored.sealed_private_key_pem)
+        .map_err(|_| BootstrapError::MasterKeyMismatch)?;
+    Identity::from_pem(&stored.certificate_pem, &private_key_pem)
+        .map_err(|error| BootstrapError::ServerIdentity(error.to_string()))
 }
 
 const MASTER_KEY_CHECK_SETTING: &str = "master-key-check";

@@ -28,8 +28,9 @@ use tower_http::trace::TraceLayer;
 pub use auth::{generate_api_key, hash_api_key, hash_password, is_well_formed_api_key};
 pub use bootstrap::{
     BootstrapError, BootstrapOptions, BootstrapOutcome, FirstStartCredentials, bootstrap,
-    check_master_key,
+    check_master_key, load_or_create_server_identity,
 };
+pub use cuttle_pki::Identity;
 pub use cuttle_secrets::{KeySource, MasterKey};
 pub use error::ApiError;
 pub use routes::HEALTH_TASK;

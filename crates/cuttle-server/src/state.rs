@@ -22,7 +22,8 @@ pub struct AppState {
     pub(crate) credential_cache: Arc<GenerationCache<CachedCredential>>,
     pub(crate) space_cache: Arc<GenerationCache<Space>>,
     pub(crate) response_cache: Arc<ResponseCache>,
-    pub(crate) task_waker: Option<Arc<tokio::sync::Notify>>,
+    pub(crate) task_waker: Option<cuttle_orchestrator::TaskWaker>,
+    pub(crate) server_thumbprint: Option<Arc<str>>,
 }
 
 impl AppState {
@@ -38,18 +39,25 @@ impl AppState {
             space_cache: Arc::new(GenerationCache::new(MAX_SPACES)),
             response_cache: Arc::default(),
             task_waker: None,
+            server_thumbprint: None,
         }
     }
 
+    /// The thumbprint of the certificate agents see (`GET /api/certificates/certificate-global`).
+    pub fn with_server_thumbprint(mut self, thumbprint: &str) -> AppState {
+        self.server_thumbprint = Some(thumbprint.into());
+        self
+    }
+
     /// Lets the API wake the task runner when it queues or cancels a task.
-    pub fn with_task_waker(mut self, waker: Arc<tokio::sync::Notify>) -> AppState {
+    pub fn with_task_waker(mut self, waker: cuttle_orchestrator::TaskWaker) -> AppState {
         self.task_waker = Some(waker);
         self
     }
 
     pub(crate) fn wake_task_runner(&self) {
         if let Some(waker) = &self.task_waker {
-            waker.notify_one();
+            waker.wake();
         }
     }
 

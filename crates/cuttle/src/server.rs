@@ -14,8 +14,11 @@ use crate::env_vars;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct ServerArguments {
+    #[command(subcommand)]
+    action: Option<ServerAction>,
+
     /// Where the embedded database (and later packages and keys) live.
-    #[arg(long, env = env_vars::CUTTLE_DATA_DIR, default_value = "./cuttle-data")]
+    #[arg(long, global = true, env = env_vars::CUTTLE_DATA_DIR, default_value = "./cuttle-data")]
     data_dir: PathBuf,
 
     /// The address to serve HTTP on. Port 0 picks a free port, printed at start.
@@ -23,36 +26,38 @@ pub(crate) struct ServerArguments {
     listen: SocketAddr,
 
     /// Run on PostgreSQL (`postgres://user@host/database`) instead of the embedded SQLite.
-    #[arg(long, env = env_vars::CUTTLE_DATABASE_URL, hide_env_values = true)]
+    #[arg(long, global = true, env = env_vars::CUTTLE_DATABASE_URL, hide_env_values = true)]
     database_url: Option<String>,
+
+    /// Run no scripts on the server itself: steps meant for a worker need a worker pool with
+    /// workers, and ad-hoc scripts need targets.
+    #[arg(long, env = env_vars::CUTTLE_DISABLE_BUILT_IN_WORKER)]
+    disable_built_in_worker: bool,
 
     /// The largest JSON request body accepted, in bytes.
     #[arg(long, env = env_vars::CUTTLE_MAX_JSON_BODY, default_value_t = DEFAULT_JSON_BODY_LIMIT)]
     max_json_body: usize,
 }
 
+#[derive(Debug, clap::Subcommand)]
+enum ServerAction {
+    /// Print the thumbprint of the certificate agents pin (SHA-256, hex), then exit.
+    ShowThumbprint,
+}
+
 pub(crate) async fn run(arguments: ServerArguments) -> anyhow::Result<()> {
     let started = Instant::now();
     let store = open_store(&arguments).await?;
-    let (master_key, key_source) = cuttle_server::MasterKey::load_or_create(
-        non_empty_env(env_vars::CUTTLE_MASTER_KEY).as_deref(),
-        &arguments.data_dir,
-    )
-    .context("load the master key")?;
-    match &key_source {
-        cuttle_server::KeySource::Environment => {
-            tracing::info!("master key from {}", env_vars::CUTTLE_MASTER_KEY);
-        }
-        cuttle_server::KeySource::ExistingFile(path) => {
-            tracing::info!(path = %path.display(), "master key loaded");
-        }
-        cuttle_server::KeySource::CreatedFile(path) => {
-            tracing::info!(path = %path.display(), "master key created: back it up, secrets cannot be read without it");
-        }
-    }
+    let master_key = load_master_key(&arguments)?;
     cuttle_server::check_master_key(&*store, &master_key)
         .await
         .context("check the master key")?;
+    let server_identity = cuttle_server::load_or_create_server_identity(&*store, &master_key)
+        .await
+        .context("load the server certificate")?;
+    if let Some(ServerAction::ShowThumbprint) = arguments.action {
+        return announce(server_identity.thumbprint());
+    }
     let options = BootstrapOptions {
         api_key: non_empty_env(env_vars::CUTTLE_BOOTSTRAP_API_KEY),
         admin_password: non_empty_env(env_vars::CUTTLE_BOOTSTRAP_ADMIN_PASSWORD),
@@ -70,15 +75,26 @@ pub(crate) async fn run(arguments: ServerArguments) -> anyhow::Result<()> {
     let address = listener.local_addr().context("read the listen address")?;
     let runner_config = cuttle_orchestrator::RunnerConfig::new(node_name(&arguments.data_dir)?);
     let mut runner = cuttle_orchestrator::TaskRunner::new(Arc::clone(&store), runner_config);
-    let transports = cuttle_orchestrator::Transports::new();
+    let mut transports = cuttle_orchestrator::Transports::new();
+    if !arguments.disable_built_in_worker {
+        let worker_root = arguments.data_dir.join("worker");
+        let executor = cuttle_exec::Executor::open(&worker_root)
+            .with_context(|| format!("open the built-in worker in {}", worker_root.display()))?;
+        transports.set_built_in_worker(Arc::new(cuttle_orchestrator::BuiltInWorker::new(executor)));
+    }
     runner.register(
         cuttle_orchestrator::HEALTH_TASK,
-        cuttle_orchestrator::HealthCheckHandler::new(transports),
+        cuttle_orchestrator::HealthCheckHandler::new(transports.clone()),
+    );
+    runner.register(
+        cuttle_orchestrator::AD_HOC_SCRIPT_TASK,
+        cuttle_orchestrator::AdHocScriptHandler::new(transports),
     );
     let runner = Arc::new(runner);
     let state = AppState::new(Arc::clone(&store), outcome.installation_id, master_key)
         .with_json_body_limit(arguments.max_json_body)
-        .with_task_waker(runner.waker());
+        .with_task_waker(runner.waker())
+        .with_server_thumbprint(server_identity.thumbprint());
     let (stop_runner, runner_stopped) = tokio::sync::watch::channel(false);
     let runner_task = tokio::spawn(Arc::clone(&runner).run(runner_stopped));
     // The line tests and scripts wait for; stdout, so it is easy to read.
@@ -113,6 +129,27 @@ fn node_name(data_directory: &std::path::Path) -> anyhow::Result<String> {
             Ok(name)
         }
     }
+}
+
+/// The master key, from the environment or the data directory; logs where it came from.
+fn load_master_key(arguments: &ServerArguments) -> anyhow::Result<cuttle_server::MasterKey> {
+    let (master_key, key_source) = cuttle_server::MasterKey::load_or_create(
+        non_empty_env(env_vars::CUTTLE_MASTER_KEY).as_deref(),
+        &arguments.data_dir,
+    )
+    .context("load the master key")?;
+    match &key_source {
+        cuttle_server::KeySource::Environment => {
+            tracing::info!("master key from {}", env_vars::CUTTLE_MASTER_KEY);
+        }
+        cuttle_server::KeySource::ExistingFile(path) => {
+            tracing::info!(path = %path.display(), "master key loaded");
+        }
+        cuttle_server::KeySource::CreatedFile(path) => {
+            tracing::info!(path = %path.display(), "master key created: back it up, secrets cannot be read without it");
+        }
+    }
+    Ok(master_key)
 }
 
 async fn open_store(arguments: &ServerArguments) -> anyhow::Result<Arc<dyn Store>> {

@@ -28,6 +28,10 @@ pub(crate) fn api_router(state: AppState) -> Router {
     let json_body_limit = state.json_body_limit;
     Router::new()
         .route("/api", get(root::root_document))
+        .route(
+            "/api/certificates/certificate-global",
+            get(root::server_certificate),
+        )
         .merge(spaces::routes())
         .merge(users::routes())
         .merge(environments::routes())

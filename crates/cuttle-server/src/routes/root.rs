@@ -1,7 +1,10 @@
-//! `GET /api`: the root document clients read first.
+//! `GET /api`, the root document clients read first, and the server certificate agents pin.
 
 use axum::Json;
 use axum::extract::State;
+
+use crate::auth::{Caller, Permission};
+use crate::error::ApiError;
 use cuttle_api::{Links, OCTOPUS_COMPATIBLE_VERSION, RootDocument};
 
 use crate::state::AppState;
@@ -27,4 +30,21 @@ pub(crate) async fn root_document(State(state): State<AppState>) -> Json<RootDoc
         installation_id: state.installation_id.to_string(),
         links,
     })
+}
+
+/// `GET /api/certificates/certificate-global`: the certificate agents pin, by thumbprint.
+pub(crate) async fn server_certificate(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Permission::ViewConfiguration)?;
+    let thumbprint = state.server_thumbprint.as_deref().ok_or_else(|| {
+        ApiError::NotFound("this server has no certificate for agents".to_owned())
+    })?;
+    Ok(Json(serde_json::json!({
+        "Id": "certificate-global",
+        "Name": "Cuttle server",
+        "Thumbprint": thumbprint,
+        "Links": { "Self": "/api/certificates/certificate-global" }
+    })))
 }

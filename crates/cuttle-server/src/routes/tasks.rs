@@ -24,6 +24,7 @@ use crate::error::ApiError;
 use crate::extract::{ApiJson, ListParameters};
 use crate::state::AppState;
 
+use cuttle_orchestrator::AD_HOC_SCRIPT_TASK;
 pub use cuttle_orchestrator::HEALTH_TASK;
 
 /// The most log lines a details or raw answer carries; older ones are summarized.
@@ -433,30 +434,86 @@ async fn create_task(
 ) -> Result<Response, ApiError> {
     caller.require(Permission::EditConfiguration)?;
     require_space(&state, &space_id).await?;
-    if request.name != HEALTH_TASK {
-        return Err(ApiError::bad_request(format!(
-            "Name: Cuttle can start '{HEALTH_TASK}' tasks here, not '{}' (deployments and runbook runs have commands of their own)",
-            request.name
-        )));
-    }
-    let arguments = validate_health_arguments(&state, &space_id, &request.arguments).await?;
+    let (name, arguments, default_description) = match request.name.as_str() {
+        HEALTH_TASK => (
+            HEALTH_TASK,
+            validate_health_arguments(&state, &space_id, &request.arguments).await?,
+            "Check deployment target health",
+        ),
+        AD_HOC_SCRIPT_TASK => (
+            AD_HOC_SCRIPT_TASK,
+            validate_script_arguments(&state, &space_id, &request.arguments).await?,
+            "Run a script",
+        ),
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "Name: Cuttle can start '{HEALTH_TASK}' and '{AD_HOC_SCRIPT_TASK}' tasks here, not '{other}' (deployments and runbook runs have commands of their own)"
+            )));
+        }
+    };
     let description = request
         .description
         .filter(|description| !description.trim().is_empty())
-        .unwrap_or_else(|| "Check deployment target health".to_owned());
+        .unwrap_or_else(|| default_description.to_owned());
     let id = state.store().allocate_id(ResourceKind::Task).await?;
-    let mut task = TaskRecord::queued(
-        id,
-        Some(space_id),
-        HEALTH_TASK,
-        description,
-        arguments,
-        Utc::now(),
-    );
+    let mut task = TaskRecord::queued(id, Some(space_id), name, description, arguments, Utc::now());
     task.environment_id = task.arguments["EnvironmentId"].as_str().map(str::to_owned);
     state.store().insert_task(&task).await?;
     state.wake_task_runner();
     Ok((StatusCode::CREATED, Json(task_resource(&task))).into_response())
+}
+
+/// Checks an ad-hoc script's arguments: a script, a known syntax, known targets.
+async fn validate_script_arguments(
+    state: &AppState,
+    space_id: &str,
+    arguments: &serde_json::Value,
+) -> Result<serde_json::Value, ApiError> {
+    let mut arguments = validate_health_arguments(state, space_id, arguments).await?;
+    let body = arguments["ScriptBody"].as_str().unwrap_or_default();
+    if body.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "Arguments.ScriptBody: the script to run is required",
+        ));
+    }
+    match arguments.get("Syntax").and_then(|syntax| syntax.as_str()) {
+        None => arguments["Syntax"] = serde_json::json!("Bash"),
+        Some(syntax) => {
+            let known = ["Bash", "Sh", "Python", "PowerShell"];
+            let canonical = known
+                .iter()
+                .find(|known| known.eq_ignore_ascii_case(syntax))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "Arguments.Syntax must be one of {}, not '{syntax}'",
+                        known.join(", ")
+                    ))
+                })?;
+            arguments["Syntax"] = serde_json::json!(canonical);
+        }
+    }
+    for key in ["EnvironmentIds", "TargetRoles"] {
+        if let Some(values) = arguments.get(key).filter(|value| !value.is_null()) {
+            let values = values
+                .as_array()
+                .filter(|values| values.iter().all(serde_json::Value::is_string))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!("Arguments.{key} must be a list of strings"))
+                })?;
+            if key == "EnvironmentIds" {
+                for (index, id) in values.iter().enumerate() {
+                    let id = id.as_str().unwrap_or_default();
+                    let environment = state.store().get_resource::<Environment>(id).await?;
+                    if environment.is_none_or(|environment| environment.space_id != space_id) {
+                        return Err(ApiError::bad_request(format!(
+                            "Arguments.EnvironmentIds[{index}]: '{id}' is not an environment in space {space_id}"
+                        )));
+                    }
+                }
+            }
+        }
+    }
+    Ok(arguments)
 }
 
 /// Checks a health check's arguments: known targets, or a known environment.

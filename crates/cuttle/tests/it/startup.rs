@@ -170,3 +170,38 @@ async fn sigterm_stops_the_server_cleanly_and_data_survives() {
     let page: serde_json::Value = response.json().unwrap();
     assert_eq!(page["TotalResults"], 1);
 }
+
+#[tokio::test]
+async fn the_server_certificate_thumbprint_is_shown_by_the_api_and_the_command() {
+    let mut server = server().await;
+    let certificate: serde_json::Value = server
+        .client
+        .get("/api/certificates/certificate-global")
+        .await
+        .unwrap();
+    let thumbprint = certificate["Thumbprint"].as_str().unwrap().to_owned();
+    assert_eq!(thumbprint.len(), 64);
+    assert!(thumbprint.bytes().all(|byte| byte.is_ascii_hexdigit()));
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cuttle"))
+        .args(["server", "show-thumbprint", "--data-dir"])
+        .arg(server.data_directory())
+        .env_remove("CUTTLE_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), thumbprint);
+
+    // The certificate is kept: a restart shows the same thumbprint.
+    server.restart().unwrap();
+    let again: serde_json::Value = server
+        .client
+        .get("/api/certificates/certificate-global")
+        .await
+        .unwrap();
+    assert_eq!(again["Thumbprint"], thumbprint.as_str());
+}

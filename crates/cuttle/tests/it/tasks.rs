@@ -193,3 +193,155 @@ async fn a_health_check_of_nothing_succeeds_and_bad_arguments_are_refused() {
         .unwrap();
     assert_eq!(page["TotalResults"], 1);
 }
+
+async fn run_ad_hoc(
+    server: &cuttle_test_support::TestServer,
+    arguments: serde_json::Value,
+) -> ServerTaskResource {
+    let created: ServerTaskResource = server
+        .client
+        .post(
+            "/api/Spaces-1/tasks",
+            &json!({"Name": "AdHocScript", "Arguments": arguments}),
+        )
+        .await
+        .expect("start the script");
+    wait_for_task(server, &created.id).await
+}
+
+async fn raw_log(server: &cuttle_test_support::TestServer, id: &str) -> String {
+    send(
+        server,
+        "GET",
+        &format!("/api/Spaces-1/tasks/{id}/raw"),
+        None,
+    )
+    .await
+    .body
+}
+
+#[tokio::test]
+async fn ad_hoc_scripts_run_on_the_built_in_worker() {
+    let server = server().await;
+    let finished = run_ad_hoc(
+        &server,
+        json!({"ScriptBody": "echo \"hello from $(get_octopusvariable Octopus.Machine.Name)\"\necho oops >&2\necho '##octopus[stdout-warning]'\necho careful\n", "Syntax": "Bash"}),
+    )
+    .await;
+    assert_eq!(
+        finished.state,
+        "Success",
+        "{}",
+        raw_log(&server, &finished.id).await
+    );
+    let log = raw_log(&server, &finished.id).await;
+    assert!(log.contains("hello from the built-in worker"), "{log}");
+    assert!(log.contains("Error      oops"), "{log}");
+    assert!(log.contains("Warning    careful"), "{log}");
+    assert!(finished.has_warnings_or_errors);
+
+    let python = run_ad_hoc(
+        &server,
+        json!({"ScriptBody": "print('from python', 6 * 7)", "Syntax": "python"}),
+    )
+    .await;
+    assert_eq!(python.state, "Success");
+    assert!(
+        raw_log(&server, &python.id)
+            .await
+            .contains("from python 42")
+    );
+
+    let failing = run_ad_hoc(&server, json!({"ScriptBody": "echo before; exit 3"})).await;
+    assert_eq!(failing.state, "Failed");
+    assert!(
+        failing.error_message.contains("exit code 3"),
+        "{}",
+        failing.error_message
+    );
+
+    let response = send(
+        &server,
+        "POST",
+        "/api/Spaces-1/tasks",
+        Some(r#"{"Name": "AdHocScript", "Arguments": {"ScriptBody": " "}}"#),
+    )
+    .await;
+    assert_error(&response, 400, "ScriptBody");
+    let response = send(
+        &server,
+        "POST",
+        "/api/Spaces-1/tasks",
+        Some(r#"{"Name": "AdHocScript", "Arguments": {"ScriptBody": "true", "Syntax": "Cobol"}}"#),
+    )
+    .await;
+    assert_error(&response, 400, "Cobol");
+}
+
+#[tokio::test]
+async fn a_running_script_is_cancelled_with_its_task() {
+    let server = server().await;
+    let created: ServerTaskResource = server
+        .client
+        .post(
+            "/api/Spaces-1/tasks",
+            &json!({"Name": "AdHocScript", "Arguments": {"ScriptBody": "echo started; sleep 600 & wait"}}),
+        )
+        .await
+        .unwrap();
+    for _ in 0..200 {
+        if raw_log(&server, &created.id).await.contains("started") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let started = std::time::Instant::now();
+    let cancelling: ServerTaskResource = server
+        .client
+        .post(&format!("/api/tasks/{}/cancel", created.id), &json!({}))
+        .await
+        .unwrap();
+    assert!(
+        cancelling.state == "Cancelling" || cancelling.state == "Canceled",
+        "{}",
+        cancelling.state
+    );
+    let finished = wait_for_task(&server, &created.id).await;
+    assert_eq!(finished.state, "Canceled");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "cancelling took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_server_restart_never_leaves_a_task_executing() {
+    let mut server = server().await;
+    let created: ServerTaskResource = server
+        .client
+        .post(
+            "/api/Spaces-1/tasks",
+            &json!({"Name": "AdHocScript", "Arguments": {"ScriptBody": "echo first; sleep 3; echo second"}}),
+        )
+        .await
+        .unwrap();
+    for _ in 0..200 {
+        if raw_log(&server, &created.id).await.contains("first") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.restart().unwrap();
+    let finished = wait_for_task(&server, &created.id).await;
+    let log = raw_log(&server, &created.id).await;
+    assert!(finished.is_completed);
+    assert!(
+        log.contains("first"),
+        "a line shown before the restart was lost: {log}"
+    );
+    assert!(log.contains("Resuming on node"), "{log}");
+    // The built-in worker ran inside the stopped server: its script's result is unknown, and
+    // it is never run a second time.
+    assert_eq!(log.matches("first").count(), 1, "{log}");
+}

@@ -1,0 +1,9 @@
+//! Integration tests with real processes (bash, sh, python3; pwsh when installed).
+
+mod helpers;
+mod isolation;
+mod lifecycle;
+mod masking;
+mod output;
+mod scripts;
+mod support;

@@ -1,0 +1,187 @@
+//! Running one script on one target from a task, durably: start the ticket, copy its log into
+//! the task log as it comes, and remember how far the copy got in the task's progress, so a
+//! runner that resumes after a restart re-attaches to the same ticket and carries on from the
+//! next line. The ticket protocol guarantees the script itself runs once.
+
+use std::time::{Duration, Instant};
+
+use cuttle_exec::{LogLevel, ScriptRequest, ScriptState, ScriptStatus};
+use serde_json::json;
+
+use crate::context::{LogCategory, TaskContext};
+use crate::transport::{TargetAddress, Transport, TransportError};
+
+/// How long a script's target may stay out of reach before the step fails.
+const UNREACHABLE_LIMIT: Duration = Duration::from_secs(300);
+/// The slowest status polling gets while a script is quiet.
+const SLOWEST_POLL: Duration = Duration::from_millis(500);
+
+/// How a script run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptOutcome {
+    pub state: ScriptState,
+    /// `fail_step` messages and the like.
+    pub failure_message: Option<String>,
+}
+
+impl ScriptOutcome {
+    pub fn succeeded(&self) -> bool {
+        self.state == ScriptState::Complete { exit_code: 0 } && self.failure_message.is_none()
+    }
+}
+
+fn category(level: LogLevel) -> LogCategory {
+    match level {
+        LogLevel::Verbose => LogCategory::Verbose,
+        LogLevel::Info => LogCategory::Info,
+        LogLevel::Highlight => LogCategory::Highlight,
+        LogLevel::Wait => LogCategory::Wait,
+        LogLevel::Warning => LogCategory::Warning,
+        LogLevel::Error => LogCategory::Error,
+    }
+}
+
+/// The progress entry of a ticket: `Scripts.<ticket>`.
+fn script_progress(context: &TaskContext, ticket: &str) -> serde_json::Value {
+    context.task().progress["Scripts"][ticket].clone()
+}
+
+async fn save_script_progress(context: &TaskContext, ticket: &str, entry: serde_json::Value) {
+    let mut progress = context.task().progress;
+    if !progress.is_object() {
+        progress = json!({});
+    }
+    if !progress["Scripts"].is_object() {
+        progress["Scripts"] = json!({});
+    }
+    progress["Scripts"][ticket] = entry;
+    if let Err(error) = context.save_progress(progress).await {
+        tracing::warn!(ticket, "failed to save script progress: {error}");
+    }
+}
+
+/// Runs `request` on `target` through `transport` to its end, logging under `activity_id`.
+pub async fn run_script(
+    context: &TaskContext,
+    transport: &dyn Transport,
+    target: &TargetAddress,
+    request: &ScriptRequest,
+    activity_id: &str,
+) -> Result<ScriptOutcome, TransportError> {
+    let ticket = request.ticket.as_str();
+    let saved = script_progress(context, ticket);
+    if saved["Finished"].as_bool() == Some(true) {
+        let state: ScriptState =
+            serde_json::from_value(saved["State"].clone()).unwrap_or(ScriptState::Unknown);
+        return Ok(ScriptOutcome {
+            state,
+            failure_message: saved["FailureMessage"].as_str().map(str::to_owned),
+        });
+    }
+    let mut after_sequence = saved["AfterSequence"].as_u64().unwrap_or(0);
+    if !context.resumed() || saved.is_null() {
+        transport.start_script(target, request).await?;
+        save_script_progress(context, ticket, json!({ "AfterSequence": after_sequence })).await;
+    }
+
+    let mut poll_delay = Duration::from_millis(2);
+    let mut unreachable_since: Option<Instant> = None;
+    let mut cancel_sent = false;
+    loop {
+        if context.is_cancel_requested() && !cancel_sent {
+            context.log(LogCategory::Info, activity_id, "Cancelling the script");
+            if let Err(error) = transport.cancel_script(target, ticket).await {
+                context.log(
+                    LogCategory::Warning,
+                    activity_id,
+                    format!("Could not cancel the script: {error}"),
+                );
+            }
+            cancel_sent = true;
+        }
+        let status = match transport
+            .script_status(target, ticket, after_sequence)
+            .await
+        {
+            Ok(status) => {
+                if unreachable_since.take().is_some() {
+                    context.log(
+                        LogCategory::Info,
+                        activity_id,
+                        format!("Reconnected to {}", target.name),
+                    );
+                }
+                status
+            }
+            Err(error @ TransportError::Unreachable { .. }) => {
+                let since = *unreachable_since.get_or_insert_with(|| {
+                    context.log(
+                        LogCategory::Warning,
+                        activity_id,
+                        format!(
+                            "Lost contact with {}; the script keeps running there: {error}",
+                            target.name
+                        ),
+                    );
+                    Instant::now()
+                });
+                if since.elapsed() > UNREACHABLE_LIMIT {
+                    return Err(error);
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
+        let ScriptStatus {
+            state,
+            lines,
+            failed_step_message,
+            ..
+        } = status;
+        let had_lines = !lines.is_empty();
+        for line in lines {
+            after_sequence = after_sequence.max(line.sequence);
+            context.log(category(line.level), activity_id, line.text);
+        }
+        if state.is_finished() {
+            context.log(
+                LogCategory::Verbose,
+                activity_id,
+                match state.exit_code() {
+                    Some(code) => format!("The script finished with exit code {code}"),
+                    None => "The script finished".to_owned(),
+                },
+            );
+            save_script_progress(
+                context,
+                ticket,
+                json!({
+                    "AfterSequence": after_sequence,
+                    "Finished": true,
+                    "State": state,
+                    "FailureMessage": failed_step_message,
+                }),
+            )
+            .await;
+            if let Err(error) = transport.complete_script(target, ticket).await {
+                tracing::debug!(ticket, "failed to clean up a finished ticket: {error}");
+            }
+            return Ok(ScriptOutcome {
+                state,
+                failure_message: failed_step_message,
+            });
+        }
+        if had_lines {
+            // Keep the copy position durable, after the lines themselves.
+            save_script_progress(context, ticket, json!({ "AfterSequence": after_sequence })).await;
+            poll_delay = Duration::from_millis(2);
+        } else {
+            poll_delay = (poll_delay * 2).min(SLOWEST_POLL);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(poll_delay) => {}
+            () = context.cancellation(), if !cancel_sent => {}
+        }
+    }
+}
