@@ -51,6 +51,7 @@ api_resources! {
     WorkerPool => "workerpools",
     Worker => "workers",
     LibraryVariableSet => "libraryvariablesets",
+    Account => "accounts",
 }
 
 /// Every error answer: `ErrorMessage` says what went wrong, `Errors` lists the details.

@@ -26,11 +26,13 @@ pub enum ResourceKind {
     VariableSet,
     /// A server task; tasks live in their own table, not as documents.
     Task,
+    /// Credentials for targets (SSH key pairs, usernames and passwords).
+    Account,
 }
 
 impl ResourceKind {
     /// All kinds, for lookups by prefix or name.
-    pub const ALL: [ResourceKind; 14] = [
+    pub const ALL: [ResourceKind; 15] = [
         ResourceKind::Space,
         ResourceKind::Environment,
         ResourceKind::Lifecycle,
@@ -45,6 +47,7 @@ impl ResourceKind {
         ResourceKind::ApiKey,
         ResourceKind::VariableSet,
         ResourceKind::Task,
+        ResourceKind::Account,
     ];
 
     /// The id prefix, which is also Octopus's collection name.
@@ -64,6 +67,7 @@ impl ResourceKind {
             ResourceKind::ApiKey => "ApiKeys",
             ResourceKind::VariableSet => "variableset",
             ResourceKind::Task => "ServerTasks",
+            ResourceKind::Account => "Accounts",
         }
     }
 
@@ -84,6 +88,7 @@ impl ResourceKind {
             ResourceKind::ApiKey => "ApiKey",
             ResourceKind::VariableSet => "VariableSet",
             ResourceKind::Task => "Task",
+            ResourceKind::Account => "Account",
         }
     }
 
@@ -104,6 +109,7 @@ impl ResourceKind {
             ResourceKind::ApiKey => "API key",
             ResourceKind::VariableSet => "variable set",
             ResourceKind::Task => "task",
+            ResourceKind::Account => "account",
         }
     }
 

@@ -700,6 +700,20 @@ impl Endpoint {
         }
     }
 
+    /// The account an SSH endpoint signs in with, as a reference.
+    fn account_reference(&self) -> Option<Reference> {
+        match self {
+            Endpoint::Ssh { account_id, .. } if !account_id.trim().is_empty() => {
+                Some(Reference::new(
+                    "Endpoint.AccountId",
+                    ResourceKind::Account,
+                    account_id.clone(),
+                ))
+            }
+            _ => None,
+        }
+    }
+
     fn normalize_and_validate(&mut self, errors: &mut Vec<FieldError>) {
         match self {
             Endpoint::Listening { uri, thumbprint } => {
@@ -851,6 +865,7 @@ impl Resource for DeploymentTarget {
             ResourceKind::Environment,
             &self.environment_ids,
         );
+        references.extend(self.endpoint.account_reference());
         references
     }
 
@@ -972,6 +987,7 @@ impl Resource for Worker {
             ResourceKind::WorkerPool,
             &self.worker_pool_ids,
         );
+        references.extend(self.endpoint.account_reference());
         references
     }
 
@@ -1045,6 +1061,144 @@ impl Resource for LibraryVariableSet {
             &["Variables", "ScriptModule"],
             &mut errors,
         );
+        errors
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Accounts
+
+/// A secret in a resource, in Octopus's shape: clients send `NewValue` to set it and see only
+/// `HasValue`. The server keeps the value sealed (`SealedValue`) and never shows it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct SensitiveValue {
+    pub has_value: bool,
+    /// Write-only: the new value a client sends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_value: Option<String>,
+    /// Stored only: the value sealed by the server; removed from every answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sealed_value: Option<String>,
+}
+
+impl SensitiveValue {
+    /// Whether a value is set or being set.
+    pub fn is_set(&self) -> bool {
+        self.new_value
+            .as_deref()
+            .is_some_and(|value| !value.is_empty())
+            || self.sealed_value.is_some()
+    }
+
+    /// Keeps the stored value unless the client sent a new one or cleared it
+    /// (`HasValue: false` without a `NewValue`).
+    pub fn keep_stored(&mut self, stored: &SensitiveValue) {
+        if self.new_value.is_none() && self.has_value {
+            self.sealed_value.clone_from(&stored.sealed_value);
+        }
+        // A client never sets the sealed form itself.
+        if self.new_value.is_some() {
+            self.sealed_value = None;
+        }
+    }
+
+    /// The form answers carry: whether there is a value, nothing more.
+    pub fn redact(&mut self) {
+        self.has_value = self.sealed_value.is_some();
+        self.new_value = None;
+        self.sealed_value = None;
+    }
+}
+
+/// Credentials targets sign in with: an SSH key pair or a username and password.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct Account {
+    pub id: String,
+    pub space_id: String,
+    pub name: String,
+    pub description: Option<String>,
+    /// `SshKeyPair` or `UsernamePassword`.
+    pub account_type: String,
+    pub environment_ids: Vec<String>,
+    pub tenanted_deployment_participation: String,
+    pub username: String,
+    pub password: SensitiveValue,
+    pub private_key_file: SensitiveValue,
+    pub private_key_passphrase: SensitiveValue,
+}
+
+impl Default for Account {
+    fn default() -> Account {
+        Account {
+            id: String::new(),
+            space_id: String::new(),
+            name: String::new(),
+            description: None,
+            account_type: "SshKeyPair".to_owned(),
+            environment_ids: Vec::new(),
+            tenanted_deployment_participation: "Untenanted".to_owned(),
+            username: String::new(),
+            password: SensitiveValue::default(),
+            private_key_file: SensitiveValue::default(),
+            private_key_passphrase: SensitiveValue::default(),
+        }
+    }
+}
+
+impl Account {
+    /// Every secret of the account, to seal or redact.
+    pub fn secrets_mut(&mut self) -> [&mut SensitiveValue; 3] {
+        [
+            &mut self.password,
+            &mut self.private_key_file,
+            &mut self.private_key_passphrase,
+        ]
+    }
+}
+
+impl Resource for Account {
+    const KIND: ResourceKind = ResourceKind::Account;
+    space_scoped_resource_accessors!();
+
+    fn references(&self) -> Vec<Reference> {
+        let mut references = Vec::new();
+        references_from_list(
+            &mut references,
+            "EnvironmentIds",
+            ResourceKind::Environment,
+            &self.environment_ids,
+        );
+        references
+    }
+
+    fn normalize_and_validate(&mut self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        validate_name("Name", &mut self.name, &mut errors);
+        validate_description(&self.description, &mut errors);
+        normalize_string_list(&mut self.environment_ids);
+        validate_one_of(
+            "AccountType",
+            &self.account_type,
+            &["SshKeyPair", "UsernamePassword"],
+            &mut errors,
+        );
+        self.username = self.username.trim().to_owned();
+        if self.username.is_empty() {
+            errors.push(FieldError::new("Username", "Username is required"));
+        }
+        match self.account_type.as_str() {
+            "SshKeyPair" if !self.private_key_file.is_set() => errors.push(FieldError::new(
+                "PrivateKeyFile",
+                "PrivateKeyFile is required for an SSH key pair: send the private key (PEM or OpenSSH format) as PrivateKeyFile.NewValue",
+            )),
+            "UsernamePassword" if !self.password.is_set() => errors.push(FieldError::new(
+                "Password",
+                "Password is required: send it as Password.NewValue",
+            )),
+            _ => {}
+        }
         errors
     }
 }

@@ -46,6 +46,9 @@ pub(crate) trait ManagedResource: ApiResource {
         Ok(())
     }
 
+    /// Removes what answers must never carry (sealed secrets).
+    fn redact(&mut self) {}
+
     /// The change that deletes this resource.
     fn delete_change(&self) -> Change {
         Change::Delete {
@@ -227,7 +230,8 @@ pub(crate) fn collection<T>(
 }
 
 /// The resource with its `Self` link.
-pub(crate) fn with_links<T: ManagedResource>(resource: T) -> WireResource<T> {
+pub(crate) fn with_links<T: ManagedResource>(mut resource: T) -> WireResource<T> {
+    resource.redact();
     let links = Links::from([(
         "Self".to_owned(),
         T::self_link(resource.space_id(), resource.id()),

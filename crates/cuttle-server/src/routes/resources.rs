@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 use cuttle_domain::{
-    Channel, DeploymentTarget, Environment, HealthStatus, LibraryVariableSet, Lifecycle, Project,
-    ProjectGroup, Resource, Space, Worker, WorkerPool,
+    Account, Channel, DeploymentTarget, Environment, HealthStatus, LibraryVariableSet, Lifecycle,
+    Project, ProjectGroup, Resource, Space, Worker, WorkerPool,
 };
 use cuttle_store::{Change, DocumentQuery, document_from_resource};
 
@@ -329,5 +329,41 @@ impl ManagedResource for LibraryVariableSet {
             &self.space_id,
             &self.id,
         )?])
+    }
+}
+
+#[async_trait]
+impl ManagedResource for Account {
+    fn keep_server_fields(&mut self, stored: &Self) {
+        self.password.keep_stored(&stored.password);
+        self.private_key_file.keep_stored(&stored.private_key_file);
+        self.private_key_passphrase
+            .keep_stored(&stored.private_key_passphrase);
+    }
+
+    async fn complete_write(
+        &mut self,
+        state: &AppState,
+        stored: Option<&Self>,
+    ) -> Result<Vec<Change>, ApiError> {
+        let is_new = stored.is_none();
+        // Seal what was sent; only the sealed form is stored, and never one a client made up.
+        for secret in self.secrets_mut() {
+            if is_new && secret.new_value.is_none() {
+                secret.sealed_value = None;
+            }
+            if let Some(new_value) = secret.new_value.take() {
+                secret.sealed_value =
+                    (!new_value.is_empty()).then(|| state.master_key.seal(&new_value));
+            }
+            secret.has_value = secret.sealed_value.is_some();
+        }
+        Ok(Vec::new())
+    }
+
+    fn redact(&mut self) {
+        for secret in self.secrets_mut() {
+            secret.redact();
+        }
     }
 }

@@ -399,6 +399,14 @@ async fn deployment_targets_take_every_endpoint_kind_and_health_is_the_servers()
         .create(SPACE, &environment("Production"))
         .await
         .unwrap();
+    let account: serde_json::Value = client
+        .post(
+            "/api/Spaces-1/accounts",
+            &serde_json::json!({"Name": "deploy", "AccountType": "UsernamePassword", "Username": "deploy", "Password": {"NewValue": "s3cret-pass"}}),
+        )
+        .await
+        .unwrap();
+    let account_id = account["Id"].as_str().unwrap().to_owned();
     let thumbprint = "ab".repeat(32);
     let endpoints = [
         Endpoint::Listening {
@@ -412,7 +420,7 @@ async fn deployment_targets_take_every_endpoint_kind_and_health_is_the_servers()
         Endpoint::Ssh {
             host: "db01.example.com".to_owned(),
             port: 2222,
-            account_id: "Accounts-1".to_owned(),
+            account_id: account_id.clone(),
             fingerprint: "SHA256:abc".to_owned(),
         },
     ];
@@ -627,4 +635,103 @@ async fn spaces_are_separate_and_deleting_one_needs_its_queue_stopped() {
         .await
         .unwrap();
     assert_eq!(page.total_results, 1);
+}
+
+#[tokio::test]
+async fn accounts_keep_their_secrets_sealed_and_out_of_every_answer() {
+    let server = server().await;
+    let client = &server.client;
+    let private_key = "-----BEGIN OPENSSH PRIVATE KEY-----\nnot-a-real-key-but-secret-42\n-----END OPENSSH PRIVATE KEY-----";
+    let created: serde_json::Value = client
+        .post(
+            "/api/Spaces-1/accounts",
+            &serde_json::json!({"Name": "Linux deploy", "AccountType": "SshKeyPair", "Username": "deploy",
+                "PrivateKeyFile": {"NewValue": private_key}, "PrivateKeyPassphrase": {"HasValue": false}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        created["PrivateKeyFile"],
+        serde_json::json!({"HasValue": true})
+    );
+    assert_eq!(
+        created["PrivateKeyPassphrase"],
+        serde_json::json!({"HasValue": false})
+    );
+    let id = created["Id"].as_str().unwrap();
+    let listed = send(&server, "GET", "/api/Spaces-1/accounts", None).await;
+    assert!(!listed.body.contains("not-a-real-key"), "{}", listed.body);
+    assert!(!listed.body.contains("aes256gcm"), "{}", listed.body);
+
+    // Saving what was read keeps the key; a client cannot plant a sealed value.
+    let mut read: serde_json::Value = client
+        .get(&format!("/api/Spaces-1/accounts/{id}"))
+        .await
+        .unwrap();
+    read["Description"] = serde_json::json!("renamed");
+    read["PrivateKeyFile"]["SealedValue"] = serde_json::json!("aes256gcm:v1:forged");
+    let saved: serde_json::Value = client
+        .put(&format!("/api/Spaces-1/accounts/{id}"), &read)
+        .await
+        .unwrap();
+    assert_eq!(saved["PrivateKeyFile"]["HasValue"], true);
+    let database = std::fs::read(server.data_directory().join("cuttle.sqlite3")).unwrap();
+    let wal = std::fs::read(server.data_directory().join("cuttle.sqlite3-wal")).unwrap_or_default();
+    for bytes in [&database, &wal] {
+        assert!(
+            !bytes.windows(12).any(|window| window == b"not-a-real-k"),
+            "a secret stored in clear"
+        );
+    }
+
+    let response = send(
+        &server,
+        "POST",
+        "/api/Spaces-1/accounts",
+        Some(r#"{"Name": "empty", "AccountType": "SshKeyPair", "Username": "u"}"#),
+    )
+    .await;
+    assert_error(&response, 400, "PrivateKeyFile");
+    let response = send(
+        &server,
+        "POST",
+        "/api/Spaces-1/accounts",
+        Some(r#"{"Name": "x", "AccountType": "Azure", "Username": "u"}"#),
+    )
+    .await;
+    assert_error(&response, 400, "AccountType");
+
+    // Targets must name an existing account, which then cannot be deleted.
+    let production = client
+        .create(SPACE, &environment("Production"))
+        .await
+        .unwrap();
+    let target = serde_json::json!({"Name": "db01", "EnvironmentIds": [production.id], "Roles": ["db"],
+        "Endpoint": {"CommunicationStyle": "Ssh", "Host": "db01", "Port": 22, "AccountId": "Accounts-999", "Fingerprint": "SHA256:abc"}});
+    let response = send(
+        &server,
+        "POST",
+        "/api/Spaces-1/machines",
+        Some(&target.to_string()),
+    )
+    .await;
+    assert_error(&response, 400, "Endpoint.AccountId");
+    let mut target = target;
+    target["Endpoint"]["AccountId"] = serde_json::json!(id);
+    let response = send(
+        &server,
+        "POST",
+        "/api/Spaces-1/machines",
+        Some(&target.to_string()),
+    )
+    .await;
+    assert_eq!(response.status, 201, "{}", response.body);
+    let response = send(
+        &server,
+        "DELETE",
+        &format!("/api/Spaces-1/accounts/{id}"),
+        None,
+    )
+    .await;
+    assert_error(&response, 400, "deployment target 'db01'");
 }
