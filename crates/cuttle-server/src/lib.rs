@@ -8,6 +8,7 @@
 //! **Architecture Invariant:** this is the only crate that knows HTTP on the server side.
 //! Handlers turn requests into store calls and domain checks; they hold no state of their own.
 
+pub mod agents;
 mod auth;
 pub mod bootstrap;
 mod cache;

@@ -70,6 +70,8 @@ impl Default for ServerOptions {
 pub struct TestServer {
     child: Child,
     pub base_url: String,
+    /// The agent port (`127.0.0.1:PORT`), which polling agents dial.
+    pub agent_address: String,
     pub client: Client,
     binary: PathBuf,
     options: ServerOptions,
@@ -98,8 +100,9 @@ impl TestServer {
             }
         };
         let stdout_lines = Arc::new(Mutex::new(Vec::new()));
-        let (child, base_url) = spawn_server(
+        let (child, base_url, agent_address) = spawn_server(
             binary,
+            "127.0.0.1:0",
             &options,
             data_directory.path(),
             schema.as_ref(),
@@ -109,6 +112,7 @@ impl TestServer {
         Ok(TestServer {
             child,
             base_url,
+            agent_address,
             client,
             binary: binary.to_owned(),
             options,
@@ -125,14 +129,17 @@ impl TestServer {
             .lock()
             .map_err(|_| anyhow::anyhow!("stdout lock poisoned"))?
             .clear();
-        let (child, base_url) = spawn_server(
+        // The agent port stays where it was, so polling agents find the server again.
+        let (child, base_url, agent_address) = spawn_server(
             &self.binary,
+            &self.agent_address,
             &self.options,
             self.data_directory.path(),
             self.schema.as_ref(),
             &self.stdout_lines,
         )?;
         self.child = child;
+        self.agent_address = agent_address;
         self.client = Client::new(&base_url, Some(TEST_API_KEY.to_owned()))?;
         self.base_url = base_url;
         Ok(())
@@ -154,8 +161,9 @@ impl TestServer {
         )
         .context("copy the master key to the peer")?;
         let stdout_lines = Arc::new(Mutex::new(Vec::new()));
-        let (child, base_url) = spawn_server(
+        let (child, base_url, agent_address) = spawn_server(
             &self.binary,
+            "127.0.0.1:0",
             &self.options,
             data_directory.path(),
             Some(&schema),
@@ -165,6 +173,7 @@ impl TestServer {
         Ok(TestServer {
             child,
             base_url,
+            agent_address,
             client,
             binary: self.binary.clone(),
             options: self.options.clone(),
@@ -251,11 +260,12 @@ impl Drop for TestServer {
 /// Starts the process and waits for its "listening" line; returns it and the base URL.
 fn spawn_server(
     binary: &Path,
+    agent_listen: &str,
     options: &ServerOptions,
     data_directory: &Path,
     schema: Option<&(String, String)>,
     stdout_lines: &Arc<Mutex<Vec<String>>>,
-) -> anyhow::Result<(Child, String)> {
+) -> anyhow::Result<(Child, String, String)> {
     let mut command = Command::new(binary);
     command
         .arg("server")
@@ -263,9 +273,12 @@ fn spawn_server(
         .arg(data_directory)
         .arg("--listen")
         .arg("127.0.0.1:0")
+        .arg("--agent-listen")
+        .arg(agent_listen)
         .args(&options.arguments)
         .env("CUTTLE_LOG", "info,cuttle_server=debug,sqlx=warn")
         .env_remove("CUTTLE_DATABASE_URL")
+        .env_remove("CUTTLE_AGENT_LISTEN")
         .env_remove("CUTTLE_BOOTSTRAP_API_KEY")
         .env_remove("CUTTLE_BOOTSTRAP_ADMIN_PASSWORD");
     if options.bootstrap_credentials {
@@ -299,9 +312,13 @@ fn spawn_server(
     // Read stdout on a thread for the whole life of the server, so it never blocks on a full
     // pipe; hand over the listening line.
     let (address_sender, address_receiver) = mpsc::channel();
+    let (agent_sender, agent_receiver) = mpsc::channel();
     let lines = Arc::clone(stdout_lines);
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(address) = line.strip_prefix("Cuttle agent port is listening on ") {
+                let _ = agent_sender.send(address.trim().to_owned());
+            }
             if let Some(url) = line.strip_prefix("Cuttle is listening on ") {
                 let _ = address_sender.send(url.trim().to_owned());
             }
@@ -311,7 +328,10 @@ fn spawn_server(
         }
     });
     match address_receiver.recv_timeout(Duration::from_secs(60)) {
-        Ok(url) => Ok((child, url)),
+        Ok(url) => {
+            let agent_address = agent_receiver.try_recv().unwrap_or_default();
+            Ok((child, url, agent_address))
+        }
         Err(_) => {
             let _ = child.kill();
             let _ = child.wait();

@@ -17,5 +17,12 @@ pub(crate) const CUTTLE_MAX_JSON_BODY: &str = "CUTTLE_MAX_JSON_BODY";
 pub(crate) const CUTTLE_MASTER_KEY: &str = "CUTTLE_MASTER_KEY";
 /// Set to `true` to run no scripts on the server itself.
 pub(crate) const CUTTLE_DISABLE_BUILT_IN_WORKER: &str = "CUTTLE_DISABLE_BUILT_IN_WORKER";
+/// The address of the agent port, which polling agents dial (default `0.0.0.0:10943`).
+pub(crate) const CUTTLE_AGENT_LISTEN: &str = "CUTTLE_AGENT_LISTEN";
 /// The log filter, in `tracing` syntax (default `info`).
 pub(crate) const CUTTLE_LOG: &str = "CUTTLE_LOG";
+/// The agent's home directory (default `~/.cuttle-agent`): `cuttle agent …`.
+pub(crate) const CUTTLE_AGENT_HOME: &str = "CUTTLE_AGENT_HOME";
+/// An API key for commands that call the REST API (`cuttle agent register`…), instead of
+/// `--api-key` on the command line, where other users of the machine could read it.
+pub(crate) const CUTTLE_API_KEY: &str = "CUTTLE_API_KEY";

@@ -3,6 +3,7 @@
 //! It stays thin: the server lives in `cuttle-server`, the stores in `cuttle-store-*`. Errors
 //! become exit codes here and nowhere else.
 
+mod agent;
 mod env_vars;
 mod server;
 mod template;
@@ -21,6 +22,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Set up and run the agent on a deployment target or worker (register, run, trust…).
+    Agent(agent::AgentArguments),
     /// Run the Cuttle server: the REST API and, later, the web portal and built-in worker.
     Server(server::ServerArguments),
     /// Evaluate templates and structured replacements as a deployment would.
@@ -34,6 +37,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         // The template engine is pure: no runtime needed.
         Command::Template(command) => template::run(command),
+        Command::Agent(arguments) => run_async(agent::run(arguments)).map(|()| ExitCode::SUCCESS),
         Command::Server(arguments) => run_async(server::run(arguments)).map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|error| {

@@ -25,6 +25,10 @@ pub(crate) struct ServerArguments {
     #[arg(long, env = env_vars::CUTTLE_LISTEN, default_value = "127.0.0.1:8050")]
     listen: SocketAddr,
 
+    /// The address agents connect to (polling agents dial it; port 0 picks a free one).
+    #[arg(long, env = env_vars::CUTTLE_AGENT_LISTEN, default_value = "0.0.0.0:10943")]
+    agent_listen: SocketAddr,
+
     /// Run on PostgreSQL (`postgres://user@host/database`) instead of the embedded SQLite.
     #[arg(long, global = true, env = env_vars::CUTTLE_DATABASE_URL, hide_env_values = true)]
     database_url: Option<String>,
@@ -75,7 +79,31 @@ pub(crate) async fn run(arguments: ServerArguments) -> anyhow::Result<()> {
     let address = listener.local_addr().context("read the listen address")?;
     let runner_config = cuttle_orchestrator::RunnerConfig::new(node_name(&arguments.data_dir)?);
     let mut runner = cuttle_orchestrator::TaskRunner::new(Arc::clone(&store), runner_config);
+    let agent_listener = tokio::net::TcpListener::bind(arguments.agent_listen)
+        .await
+        .with_context(|| format!("listen for agents on {}", arguments.agent_listen))?;
+    let agent_address = agent_listener
+        .local_addr()
+        .context("read the agent port's address")?;
+    let polling_agents = Arc::new(cuttle_server::agents::PollingAgents::default());
+    let agent_port = Arc::new(cuttle_server::agents::AgentPort::new(
+        server_identity.clone(),
+        Arc::clone(&store),
+        Arc::clone(&polling_agents),
+    ));
     let mut transports = cuttle_orchestrator::Transports::new();
+    transports.register(
+        cuttle_orchestrator::EndpointKind::ListeningAgent,
+        Arc::new(cuttle_server::agents::AgentTransport(
+            cuttle_server::agents::ListeningAgents::new(server_identity.clone()),
+        )),
+    );
+    transports.register(
+        cuttle_orchestrator::EndpointKind::PollingAgent,
+        Arc::new(cuttle_server::agents::AgentTransport(Arc::clone(
+            &polling_agents,
+        ))),
+    );
     if !arguments.disable_built_in_worker {
         let worker_root = arguments.data_dir.join("worker");
         let executor = cuttle_exec::Executor::open(&worker_root)
@@ -96,8 +124,12 @@ pub(crate) async fn run(arguments: ServerArguments) -> anyhow::Result<()> {
         .with_task_waker(runner.waker())
         .with_server_thumbprint(server_identity.thumbprint());
     let (stop_runner, runner_stopped) = tokio::sync::watch::channel(false);
-    let runner_task = tokio::spawn(Arc::clone(&runner).run(runner_stopped));
+    let runner_task = tokio::spawn(Arc::clone(&runner).run(runner_stopped.clone()));
+    let agent_port_task = tokio::spawn(agent_port.serve(agent_listener, runner_stopped));
     // The line tests and scripts wait for; stdout, so it is easy to read.
+    announce(&format!(
+        "Cuttle agent port is listening on {agent_address}"
+    ))?;
     announce(&format!("Cuttle is listening on http://{address}"))?;
     tracing::info!(
         store = store.backend_name(),
@@ -110,6 +142,7 @@ pub(crate) async fn run(arguments: ServerArguments) -> anyhow::Result<()> {
     if let Err(error) = runner_task.await {
         tracing::warn!("the task runner ended abnormally: {error}");
     }
+    agent_port_task.abort();
     served.context("serve HTTP")?;
     tracing::info!("server stopped");
     Ok(())

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `cuttle` binary on an ephemeral port, driven over HTTP through
 //! `cuttle-client`, as users and CI drive it.
 
+mod agents;
 mod auth;
 mod bad_input;
 mod postgres;

@@ -69,24 +69,17 @@ async fn a_health_check_runs_as_a_task_and_records_each_targets_status() {
     assert!(!created.is_completed);
 
     let finished = wait_for_task(&server, &created.id).await;
-    assert_eq!(
-        finished.state, "Failed",
-        "no transport reaches listening agents in this build"
-    );
-    assert!(!finished.finished_successfully);
-    assert!(
-        finished.error_message.contains("web01"),
-        "{}",
-        finished.error_message
-    );
+    // Nothing listens on port 1: the target is unavailable, which does not fail the check.
+    assert_eq!(finished.state, "Success");
+    assert!(finished.has_warnings_or_errors);
     assert!(finished.completed_time.is_some());
 
     let checked = client
         .get_resource::<DeploymentTarget>(Some("Spaces-1"), &target.id)
         .await
         .unwrap();
-    assert_eq!(checked.health_status, HealthStatus::Unhealthy);
-    assert!(checked.status_summary.unwrap().contains("TentaclePassive"));
+    assert_eq!(checked.health_status, HealthStatus::Unavailable);
+    assert!(checked.status_summary.unwrap().contains("could not reach"));
     assert!(checked.last_health_check.is_some());
 
     let details: TaskDetailsResource = client
@@ -95,7 +88,10 @@ async fn a_health_check_runs_as_a_task_and_records_each_targets_status() {
         .unwrap();
     assert_eq!(details.task.id, created.id);
     assert_eq!(details.activity_logs[0].children[0].name, "web01");
-    assert_eq!(details.activity_logs[0].children[0].status, "Failed");
+    assert_eq!(
+        details.activity_logs[0].children[0].status,
+        "SuccessWithWarning"
+    );
     let raw = send(
         &server,
         "GET",
@@ -116,12 +112,12 @@ async fn a_health_check_runs_as_a_task_and_records_each_targets_status() {
         .get(&format!("/api/tasks/{}", created.id))
         .await
         .unwrap();
-    assert_eq!(unscoped.state, "Failed");
+    assert_eq!(unscoped.state, "Success");
     let after_cancel: ServerTaskResource = client
         .post(&format!("/api/tasks/{}/cancel", created.id), &json!({}))
         .await
         .unwrap();
-    assert_eq!(after_cancel.state, "Failed");
+    assert_eq!(after_cancel.state, "Success");
 }
 
 #[tokio::test]

@@ -1,0 +1,373 @@
+//! The server's side of its agents: the agent port that polling agents dial, and the
+//! transports that reach listening and polling agents for the orchestrator.
+//!
+//! Trust is pinned both ways by thumbprint. The agent port accepts a client certificate only if
+//! some polling target or worker is registered with its thumbprint (the set is reloaded when
+//! the store changes); the server dials a listening agent only if its certificate has the
+//! thumbprint the target was registered with. Each agent has one HTTP/2 connection, kept
+//! alive and shared by every call: a polling agent's is the one it opened, on which the server
+//! sends its requests.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cuttle_agent::{AgentConnection, AgentError};
+use cuttle_domain::{DeploymentTarget, Endpoint, Worker};
+use cuttle_exec::{ScriptRequest, ScriptStatus, StartOutcome};
+use cuttle_orchestrator::{HealthReport, TargetAddress, Transport, TransportError};
+use cuttle_pki::{Identity, ThumbprintSet};
+use cuttle_store::{DocumentQuery, Store, StoreError};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+
+/// How long a call waits for a polling agent that is not connected right now.
+const POLLING_CONNECT_WAIT: Duration = Duration::from_secs(5);
+
+fn transport_error(target: &TargetAddress, error: AgentError) -> TransportError {
+    match error {
+        AgentError::Unreachable { .. } => TransportError::Unreachable {
+            target: target.name.clone(),
+            message: error.to_string(),
+        },
+        AgentError::Agent { status, .. } if status.is_server_error() => {
+            TransportError::Unreachable {
+                target: target.name.clone(),
+                message: error.to_string(),
+            }
+        }
+        other => TransportError::Unusable {
+            target: target.name.clone(),
+            message: other.to_string(),
+        },
+    }
+}
+
+fn endpoint_thumbprint(target: &TargetAddress) -> Result<&str, TransportError> {
+    target
+        .endpoint
+        .thumbprint()
+        .ok_or_else(|| TransportError::Unusable {
+            target: target.name.clone(),
+            message: "it is not an agent".to_owned(),
+        })
+}
+
+/// Calls made on an agent connection, shared by both agent transports.
+#[async_trait]
+pub trait AgentCalls: Send + Sync + 'static {
+    async fn connection(&self, target: &TargetAddress) -> Result<AgentConnection, TransportError>;
+}
+
+/// A [`Transport`] over agent connections, listening or polling.
+pub struct AgentTransport<C>(pub C);
+
+#[async_trait]
+impl<C: AgentCalls> Transport for AgentTransport<C> {
+    async fn check_health(&self, target: &TargetAddress) -> Result<HealthReport, TransportError> {
+        let connection = self.0.connection(target).await?;
+        let capabilities = connection
+            .capabilities()
+            .await
+            .map_err(|error| transport_error(target, error))?;
+        Ok(HealthReport {
+            warnings: Vec::new(),
+            summary: format!(
+                "Cuttle agent {} on {} {}",
+                capabilities.agent_version, capabilities.os, capabilities.architecture
+            ),
+        })
+    }
+
+    async fn start_script(
+        &self,
+        target: &TargetAddress,
+        request: &ScriptRequest,
+    ) -> Result<StartOutcome, TransportError> {
+        let connection = self.0.connection(target).await?;
+        connection
+            .start_script(request)
+            .await
+            .map_err(|error| transport_error(target, error))
+    }
+
+    async fn script_status(
+        &self,
+        target: &TargetAddress,
+        ticket: &str,
+        after_sequence: u64,
+    ) -> Result<ScriptStatus, TransportError> {
+        let connection = self.0.connection(target).await?;
+        connection
+            .script_status(ticket, after_sequence)
+            .await
+            .map_err(|error| transport_error(target, error))
+    }
+
+    async fn cancel_script(
+        &self,
+        target: &TargetAddress,
+        ticket: &str,
+    ) -> Result<(), TransportError> {
+        let connection = self.0.connection(target).await?;
+        connection
+            .cancel_script(ticket, 0)
+            .await
+            .map(drop)
+            .map_err(|error| transport_error(target, error))
+    }
+
+    async fn complete_script(
+        &self,
+        target: &TargetAddress,
+        ticket: &str,
+    ) -> Result<(), TransportError> {
+        let connection = self.0.connection(target).await?;
+        connection
+            .complete_script(ticket)
+            .await
+            .map_err(|error| transport_error(target, error))
+    }
+}
+
+/// Reaches listening agents: dials each once and keeps the connection.
+pub struct ListeningAgents {
+    identity: Identity,
+    connections: tokio::sync::Mutex<HashMap<(String, String), AgentConnection>>,
+}
+
+impl ListeningAgents {
+    pub fn new(identity: Identity) -> ListeningAgents {
+        ListeningAgents {
+            identity,
+            connections: tokio::sync::Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+#[async_trait]
+impl AgentCalls for ListeningAgents {
+    async fn connection(&self, target: &TargetAddress) -> Result<AgentConnection, TransportError> {
+        let Endpoint::Listening { uri, thumbprint } = &target.endpoint else {
+            return Err(TransportError::Unusable {
+                target: target.name.clone(),
+                message: "it is not a listening agent".to_owned(),
+            });
+        };
+        let key = (uri.clone(), thumbprint.clone());
+        // One dial at a time per server: concurrent callers then share the new connection.
+        let mut connections = self.connections.lock().await;
+        if let Some(connection) = connections
+            .get(&key)
+            .filter(|connection| !connection.is_closed())
+        {
+            return Ok(connection.clone());
+        }
+        let tls = cuttle_pki::client_config(&self.identity, vec![thumbprint.clone()]).map_err(
+            |error| TransportError::Unusable {
+                target: target.name.clone(),
+                message: error.to_string(),
+            },
+        )?;
+        let connection = AgentConnection::connect_listening(uri, tls)
+            .await
+            .map_err(|error| transport_error(target, error))?
+            .with_label(&target.name);
+        connections.insert(key, connection.clone());
+        Ok(connection)
+    }
+}
+
+/// The polling agents connected right now, by thumbprint.
+#[derive(Default)]
+pub struct PollingAgents {
+    connections: Mutex<HashMap<String, AgentConnection>>,
+    connected: Notify,
+}
+
+impl PollingAgents {
+    fn insert(&self, thumbprint: &str, connection: AgentConnection) {
+        if let Ok(mut connections) = self.connections.lock() {
+            connections.insert(thumbprint.to_owned(), connection);
+        }
+        self.connected.notify_waiters();
+    }
+
+    fn current(&self, thumbprint: &str) -> Option<AgentConnection> {
+        self.connections
+            .lock()
+            .ok()?
+            .get(thumbprint)
+            .filter(|connection| !connection.is_closed())
+            .cloned()
+    }
+
+    /// How many polling agents are connected.
+    pub fn len(&self) -> usize {
+        self.connections
+            .lock()
+            .map(|connections| {
+                connections
+                    .values()
+                    .filter(|connection| !connection.is_closed())
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[async_trait]
+impl AgentCalls for Arc<PollingAgents> {
+    async fn connection(&self, target: &TargetAddress) -> Result<AgentConnection, TransportError> {
+        let thumbprint = endpoint_thumbprint(target)?.to_owned();
+        let deadline = tokio::time::Instant::now() + POLLING_CONNECT_WAIT;
+        loop {
+            let connected = self.connected.notified();
+            if let Some(connection) = self.current(&thumbprint) {
+                return Ok(connection);
+            }
+            if tokio::time::timeout_at(deadline, connected).await.is_err() {
+                return Err(TransportError::Unreachable {
+                    target: target.name.clone(),
+                    message: "the polling agent is not connected to this server".to_owned(),
+                });
+            }
+        }
+    }
+}
+
+/// The agent port: accepts polling agents' connections over mutual TLS.
+pub struct AgentPort {
+    identity: Identity,
+    store: Arc<dyn Store>,
+    trusted: Arc<ThumbprintSet>,
+    agents: Arc<PollingAgents>,
+    loaded_generation: Mutex<Option<u64>>,
+}
+
+impl AgentPort {
+    pub fn new(identity: Identity, store: Arc<dyn Store>, agents: Arc<PollingAgents>) -> AgentPort {
+        AgentPort {
+            identity,
+            store,
+            trusted: Arc::new(ThumbprintSet::new()),
+            agents,
+            loaded_generation: Mutex::new(None),
+        }
+    }
+
+    /// Reloads the trusted thumbprints when the store has changed since the last load.
+    async fn refresh_trust(&self) -> Result<(), StoreError> {
+        let generation = self.store.change_generation();
+        if self
+            .loaded_generation
+            .lock()
+            .ok()
+            .and_then(|loaded| *loaded)
+            == Some(generation)
+        {
+            return Ok(());
+        }
+        let mut thumbprints = Vec::new();
+        let all = DocumentQuery::default();
+        for target in self
+            .store
+            .list_resources::<DeploymentTarget>(&all)
+            .await?
+            .items
+        {
+            if let Endpoint::Polling { thumbprint, .. } = target.endpoint {
+                thumbprints.push(thumbprint);
+            }
+        }
+        for worker in self.store.list_resources::<Worker>(&all).await?.items {
+            if let Endpoint::Polling { thumbprint, .. } = worker.endpoint {
+                thumbprints.push(thumbprint);
+            }
+        }
+        if let Err(error) = self.trusted.replace_all(thumbprints) {
+            tracing::warn!("a stored agent thumbprint is not valid: {error}");
+        }
+        if let Ok(mut loaded) = self.loaded_generation.lock() {
+            *loaded = Some(generation);
+        }
+        Ok(())
+    }
+
+    /// Accepts agents on `listener` until `shutdown` becomes true.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let config = match cuttle_pki::server_config(&self.identity, Arc::clone(&self.trusted) as _)
+        {
+            Ok(config) => config,
+            Err(error) => {
+                tracing::error!("failed to prepare the agent port's TLS: {error}");
+                return;
+            }
+        };
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                _ = shutdown.changed() => break,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!("failed to accept an agent connection: {error}");
+                    continue;
+                }
+            };
+            if let Err(error) = self.refresh_trust().await {
+                tracing::warn!("failed to load the trusted agent thumbprints: {error}");
+            }
+            let acceptor = acceptor.clone();
+            let port = Arc::clone(&self);
+            tokio::spawn(async move {
+                let _ = tcp.set_nodelay(true);
+                let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
+                    .await
+                {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(error)) => {
+                        match cuttle_pki::find_untrusted_peer(&error) {
+                            Some(untrusted) => {
+                                tracing::warn!(%peer, thumbprint = %untrusted.thumbprint, "refused an agent whose certificate no target or worker is registered with")
+                            }
+                            None => {
+                                tracing::info!(%peer, "an agent connection failed its TLS handshake: {error}")
+                            }
+                        }
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::info!(%peer, "an agent connection did not finish its TLS handshake in time");
+                        return;
+                    }
+                };
+                let Some(thumbprint) = cuttle_pki::peer_thumbprint(tls.get_ref().1) else {
+                    return;
+                };
+                match AgentConnection::serve_polling(tls).await {
+                    Ok((connection, task)) => {
+                        tracing::info!(%peer, %thumbprint, "a polling agent connected");
+                        port.agents.insert(&thumbprint, connection);
+                        let ended = task.await;
+                        tracing::info!(%peer, %thumbprint, "a polling agent disconnected: {ended:?}");
+                    }
+                    Err(error) => {
+                        tracing::info!(%peer, "a polling agent's connection failed: {error}")
+                    }
+                }
+            });
+        }
+    }
+}
