@@ -48,7 +48,10 @@ fn variables() -> VariableDictionary {
     for region_idx in 0..N_REGIONS {
         for setting_idx in 0..N_REGION_SETTINGS {
             dictionary.set(
-                format!("Tenant.Region[{}].Setting{setting_idx:02}", region_name(region_idx)),
+                format!(
+                    "Tenant.Region[{}].Setting{setting_idx:02}",
+                    region_name(region_idx)
+                ),
                 format!("{}-setting-{setting_idx:02}", region_name(region_idx)),
             );
         }
@@ -73,7 +76,14 @@ fn variables() -> VariableDictionary {
 }
 
 fn region_name(region_idx: usize) -> String {
-    ["eu-west-1", "eu-west-2", "us-east-1", "us-west-2", "ap-south-1"][region_idx].to_string()
+    [
+        "eu-west-1",
+        "eu-west-2",
+        "us-east-1",
+        "us-west-2",
+        "ap-south-1",
+    ][region_idx]
+        .to_string()
 }
 
 /// The `substitution_idx`-th expression: 300 plain names, 100 step outputs (spaces and an

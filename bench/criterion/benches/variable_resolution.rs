@@ -39,7 +39,11 @@ fn machine_id(machine_idx: usize) -> String {
 
 fn tag(tag_idx: usize) -> String {
     const KINDS: [&str; 5] = ["web-server", "app-server", "worker", "db-migrator", "cache"];
-    format!("{}-{}", KINDS[tag_idx % KINDS.len()], tag_idx % N_TAGS / KINDS.len())
+    format!(
+        "{}-{}",
+        KINDS[tag_idx % KINDS.len()],
+        tag_idx % N_TAGS / KINDS.len()
+    )
 }
 
 fn action_id(action_idx: usize) -> String {
@@ -77,7 +81,10 @@ fn scoped_value(name: &str, name_idx: usize, value_idx: usize) -> Variable {
             .scoped(ScopeField::Role, &[&tag(seed), &tag(seed + 1)]),
         7 => value
             .scoped(ScopeField::Environment, &[&environment_id(seed)])
-            .scoped(ScopeField::Machine, &[&machine_id(seed), &machine_id(seed + 500)]),
+            .scoped(
+                ScopeField::Machine,
+                &[&machine_id(seed), &machine_id(seed + 500)],
+            ),
         8 => value
             .scoped(ScopeField::Action, &[&action_id(seed)])
             .scoped(ScopeField::Role, &[&tag(seed)]),
@@ -105,7 +112,8 @@ fn variable_sources() -> VariableSources {
             format!("{prefix}.Setting{name_idx:04}")
         };
         let set = &mut sets[set_idx];
-        set.variables.push(Variable::new(&name, format!("{name}-default")));
+        set.variables
+            .push(Variable::new(&name, format!("{name}-default")));
         for value_idx in 1..N_VALUES_PER_NAME {
             set.variables.push(scoped_value(&name, name_idx, value_idx));
         }
@@ -155,8 +163,7 @@ fn resolve_all_into_dictionaries(sources: &VariableSources, contexts: &[ScopeCon
         .iter()
         .map(|context| {
             let resolution = sources.resolve(context);
-            let dictionary: VariableDictionary =
-                resolution.variables.name_value_pairs().collect();
+            let dictionary: VariableDictionary = resolution.variables.name_value_pairs().collect();
             dictionary.len()
         })
         .sum()
@@ -184,9 +191,13 @@ fn resolve_for_targets(criterion: &mut Criterion) {
     group.bench_function("10000_values_1000_targets_resolve", |bencher| {
         bencher.iter(|| resolve_all(black_box(&sources), black_box(&contexts)));
     });
-    group.bench_function("10000_values_1000_targets_resolve_into_dictionary", |bencher| {
-        bencher.iter(|| resolve_all_into_dictionaries(black_box(&sources), black_box(&contexts)));
-    });
+    group.bench_function(
+        "10000_values_1000_targets_resolve_into_dictionary",
+        |bencher| {
+            bencher
+                .iter(|| resolve_all_into_dictionaries(black_box(&sources), black_box(&contexts)));
+        },
+    );
     group.finish();
 }
 

@@ -52,6 +52,7 @@ api_resources! {
     Worker => "workers",
     LibraryVariableSet => "libraryvariablesets",
     Account => "accounts",
+    MachinePolicy => "machinepolicies",
 }
 
 /// Every error answer: `ErrorMessage` says what went wrong, `Errors` lists the details.

@@ -28,11 +28,13 @@ pub enum ResourceKind {
     Task,
     /// Credentials for targets (SSH key pairs, usernames and passwords).
     Account,
+    /// How and how often targets are health-checked.
+    MachinePolicy,
 }
 
 impl ResourceKind {
     /// All kinds, for lookups by prefix or name.
-    pub const ALL: [ResourceKind; 15] = [
+    pub const ALL: [ResourceKind; 16] = [
         ResourceKind::Space,
         ResourceKind::Environment,
         ResourceKind::Lifecycle,
@@ -48,6 +50,7 @@ impl ResourceKind {
         ResourceKind::VariableSet,
         ResourceKind::Task,
         ResourceKind::Account,
+        ResourceKind::MachinePolicy,
     ];
 
     /// The id prefix, which is also Octopus's collection name.
@@ -68,6 +71,7 @@ impl ResourceKind {
             ResourceKind::VariableSet => "variableset",
             ResourceKind::Task => "ServerTasks",
             ResourceKind::Account => "Accounts",
+            ResourceKind::MachinePolicy => "MachinePolicies",
         }
     }
 
@@ -89,6 +93,7 @@ impl ResourceKind {
             ResourceKind::VariableSet => "VariableSet",
             ResourceKind::Task => "Task",
             ResourceKind::Account => "Account",
+            ResourceKind::MachinePolicy => "MachinePolicy",
         }
     }
 
@@ -110,6 +115,7 @@ impl ResourceKind {
             ResourceKind::VariableSet => "variable set",
             ResourceKind::Task => "task",
             ResourceKind::Account => "account",
+            ResourceKind::MachinePolicy => "machine policy",
         }
     }
 

@@ -866,6 +866,17 @@ impl Resource for DeploymentTarget {
             &self.environment_ids,
         );
         references.extend(self.endpoint.account_reference());
+        if let Some(policy_id) = self
+            .machine_policy_id
+            .as_deref()
+            .filter(|id| !id.is_empty())
+        {
+            references.push(Reference::new(
+                "MachinePolicyId",
+                ResourceKind::MachinePolicy,
+                policy_id,
+            ));
+        }
         references
     }
 
@@ -1066,6 +1077,143 @@ impl Resource for LibraryVariableSet {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Machine policies
+
+/// A health-check script for one shell.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct HealthCheckScript {
+    /// `Inline` (the only kind Cuttle runs).
+    pub run_type: String,
+    /// Empty: no script, only the connection is checked.
+    pub script_body: Option<String>,
+}
+
+/// How a target's health is checked.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct MachineHealthCheckPolicy {
+    /// How often, as a .NET TimeSpan: `01:00:00`, `00:10:00`, `1.00:00:00`.
+    pub health_check_interval: String,
+    /// `RunScript` (connect, then run the script for the target's shell) or `OnlyConnectivity`.
+    pub health_check_type: String,
+    pub bash_health_check_policy: HealthCheckScript,
+    pub power_shell_health_check_policy: HealthCheckScript,
+}
+
+impl Default for MachineHealthCheckPolicy {
+    fn default() -> MachineHealthCheckPolicy {
+        MachineHealthCheckPolicy {
+            health_check_interval: "01:00:00".to_owned(),
+            health_check_type: "RunScript".to_owned(),
+            bash_health_check_policy: HealthCheckScript {
+                run_type: "Inline".to_owned(),
+                script_body: None,
+            },
+            power_shell_health_check_policy: HealthCheckScript {
+                run_type: "Inline".to_owned(),
+                script_body: None,
+            },
+        }
+    }
+}
+
+/// The shortest interval between scheduled health checks, in seconds.
+pub const MIN_HEALTH_CHECK_INTERVAL_SECONDS: u64 = 5;
+
+/// Parses a .NET TimeSpan (`[d.]hh:mm:ss`) into seconds.
+pub fn parse_time_span(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let (days, clock) = match text.split_once('.') {
+        Some((days, clock)) if clock.contains(':') => (days.parse::<u64>().ok()?, clock),
+        _ => (0, text),
+    };
+    let parts: Vec<&str> = clock.split(':').collect();
+    let [hours, minutes, seconds] = parts.as_slice() else {
+        return None;
+    };
+    let hours: u64 = hours.parse().ok()?;
+    let minutes: u64 = minutes.parse().ok()?;
+    let seconds: u64 = seconds.split('.').next()?.parse().ok()?;
+    if minutes > 59 || seconds > 59 {
+        return None;
+    }
+    days.checked_mul(86_400)?
+        .checked_add(hours.checked_mul(3_600)?)?
+        .checked_add(minutes * 60 + seconds)
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct MachinePolicy {
+    pub id: String,
+    pub space_id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub is_default: bool,
+    pub machine_health_check_policy: MachineHealthCheckPolicy,
+}
+
+impl MachinePolicy {
+    /// Seconds between scheduled checks.
+    pub fn interval_seconds(&self) -> u64 {
+        parse_time_span(&self.machine_health_check_policy.health_check_interval)
+            .unwrap_or(3_600)
+            .max(MIN_HEALTH_CHECK_INTERVAL_SECONDS)
+    }
+
+    /// The bash health script, when the policy runs one.
+    pub fn bash_script(&self) -> Option<&str> {
+        let policy = &self.machine_health_check_policy;
+        if policy.health_check_type != "RunScript" {
+            return None;
+        }
+        policy
+            .bash_health_check_policy
+            .script_body
+            .as_deref()
+            .filter(|body| !body.trim().is_empty())
+    }
+}
+
+impl Resource for MachinePolicy {
+    const KIND: ResourceKind = ResourceKind::MachinePolicy;
+    space_scoped_resource_accessors!();
+
+    fn references(&self) -> Vec<Reference> {
+        Vec::new()
+    }
+
+    fn normalize_and_validate(&mut self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        validate_name("Name", &mut self.name, &mut errors);
+        validate_description(&self.description, &mut errors);
+        let policy = &self.machine_health_check_policy;
+        match parse_time_span(&policy.health_check_interval) {
+            None => errors.push(FieldError::new(
+                "MachineHealthCheckPolicy.HealthCheckInterval",
+                format!(
+                    "HealthCheckInterval must be a time span such as 01:00:00 or 1.00:00:00, not '{}'",
+                    policy.health_check_interval
+                ),
+            )),
+            Some(seconds) if seconds < MIN_HEALTH_CHECK_INTERVAL_SECONDS => errors.push(FieldError::new(
+                "MachineHealthCheckPolicy.HealthCheckInterval",
+                format!("HealthCheckInterval must be at least {MIN_HEALTH_CHECK_INTERVAL_SECONDS} seconds"),
+            )),
+            Some(_) => {}
+        }
+        validate_one_of(
+            "MachineHealthCheckPolicy.HealthCheckType",
+            &policy.health_check_type,
+            &["RunScript", "OnlyConnectivity"],
+            &mut errors,
+        );
+        errors
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Accounts
 
 /// A secret in a resource, in Octopus's shape: clients send `NewValue` to set it and see only
@@ -1256,6 +1404,17 @@ impl Resource for User {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_spans_parse_like_dotnet() {
+        assert_eq!(parse_time_span("01:00:00"), Some(3_600));
+        assert_eq!(parse_time_span("00:00:30"), Some(30));
+        assert_eq!(parse_time_span("1.00:10:00"), Some(87_000));
+        assert_eq!(parse_time_span("00:00:10.5000000"), Some(10));
+        for bad in ["", "10", "00:60:00", "a:b:c", "1:2"] {
+            assert_eq!(parse_time_span(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn endpoints_use_octopus_communication_styles() {

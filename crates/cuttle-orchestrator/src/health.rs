@@ -9,13 +9,15 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{SecondsFormat, Utc};
-use cuttle_domain::{DeploymentTarget, HealthStatus};
+use cuttle_domain::{DeploymentTarget, HealthStatus, MachinePolicy};
+use cuttle_exec::{ScriptRequest, ScriptSyntax};
 use cuttle_store::{Change, DocumentQuery, StoreError, document_from_resource};
 use futures::StreamExt as _;
 
 use crate::context::{LogCategory, TaskContext};
 use crate::runner::{TaskHandler, TaskOutcome};
-use crate::transport::{TargetAddress, TransportError, Transports};
+use crate::scripts::run_script;
+use crate::transport::{HealthReport, TargetAddress, TransportError, Transports};
 
 /// How many targets are checked at once.
 const PARALLEL_CHECKS: usize = 16;
@@ -147,7 +149,13 @@ impl HealthCheckHandler {
             endpoint: target.endpoint.clone(),
         };
         let result = match self.transports.for_endpoint(&address) {
-            Ok(transport) => transport.check_health(&address).await,
+            Ok(transport) => match transport.check_health(&address).await {
+                Ok(report) => {
+                    self.run_health_script(context, transport, &address, &target, report)
+                        .await
+                }
+                Err(error) => Err(error),
+            },
             Err(error) => Err(error),
         };
         let (status, summary) = match result {
@@ -179,6 +187,56 @@ impl HealthCheckHandler {
             status,
             summary,
         }
+    }
+}
+
+impl HealthCheckHandler {
+    /// Runs the target's machine-policy health script, when it has one, after the connection
+    /// check: a failing script makes the target unhealthy, warnings make it "has warnings".
+    async fn run_health_script(
+        &self,
+        context: &TaskContext,
+        transport: &dyn crate::transport::Transport,
+        address: &TargetAddress,
+        target: &DeploymentTarget,
+        mut report: HealthReport,
+    ) -> Result<HealthReport, TransportError> {
+        let Some(policy_id) = target.machine_policy_id.as_deref() else {
+            return Ok(report);
+        };
+        let policy = match context
+            .store()
+            .get_resource::<MachinePolicy>(policy_id)
+            .await
+        {
+            Ok(Some(policy)) => policy,
+            _ => return Ok(report),
+        };
+        let Some(body) = policy.bash_script() else {
+            return Ok(report);
+        };
+        let ticket = format!("{}-health-{}", context.task().id, target.id);
+        let request = ScriptRequest::new(ticket, ScriptSyntax::Bash, body);
+        let outcome = run_script(context, transport, address, &request, &target.id).await?;
+        if !outcome.succeeded() {
+            return Err(TransportError::Unusable {
+                target: target.name.clone(),
+                message: match outcome.failure_message {
+                    Some(message) => format!("the health script failed: {message}"),
+                    None => format!(
+                        "the health script failed with exit code {}",
+                        outcome.state.exit_code().unwrap_or(-1)
+                    ),
+                },
+            });
+        }
+        if outcome.warnings > 0 {
+            report.warnings.push(format!(
+                "the health script wrote {} warnings",
+                outcome.warnings
+            ));
+        }
+        Ok(report)
     }
 }
 

@@ -16,6 +16,7 @@ mod builtin;
 mod context;
 mod health;
 mod runner;
+mod schedule;
 mod scripts;
 mod transport;
 
@@ -24,6 +25,7 @@ pub use builtin::{BUILT_IN_WORKER_NAME, BuiltInWorker};
 pub use context::{LogCategory, TaskContext};
 pub use health::HealthCheckHandler;
 pub use runner::{RunnerConfig, TaskHandler, TaskOutcome, TaskRunner, TaskWaker};
+pub use schedule::queue_due_health_checks;
 pub use scripts::{ScriptOutcome, run_script};
 pub use transport::{
     EndpointKind, HealthReport, TargetAddress, Transport, TransportError, Transports,

@@ -22,6 +22,8 @@ pub struct ScriptOutcome {
     pub state: ScriptState,
     /// `fail_step` messages and the like.
     pub failure_message: Option<String>,
+    /// How many warning and error lines the script wrote (in this run of the copy).
+    pub warnings: usize,
 }
 
 impl ScriptOutcome {
@@ -76,6 +78,7 @@ pub async fn run_script(
         return Ok(ScriptOutcome {
             state,
             failure_message: saved["FailureMessage"].as_str().map(str::to_owned),
+            warnings: usize::try_from(saved["Warnings"].as_u64().unwrap_or(0)).unwrap_or(0),
         });
     }
     let mut after_sequence = saved["AfterSequence"].as_u64().unwrap_or(0);
@@ -84,6 +87,7 @@ pub async fn run_script(
         save_script_progress(context, ticket, json!({ "AfterSequence": after_sequence })).await;
     }
 
+    let mut warnings = usize::try_from(saved["Warnings"].as_u64().unwrap_or(0)).unwrap_or(0);
     let mut poll_delay = Duration::from_millis(2);
     let mut unreachable_since: Option<Instant> = None;
     let mut cancel_sent = false;
@@ -142,6 +146,9 @@ pub async fn run_script(
         let had_lines = !lines.is_empty();
         for line in lines {
             after_sequence = after_sequence.max(line.sequence);
+            if matches!(line.level, LogLevel::Warning | LogLevel::Error) {
+                warnings += 1;
+            }
             context.log(category(line.level), activity_id, line.text);
         }
         if state.is_finished() {
@@ -161,6 +168,7 @@ pub async fn run_script(
                     "Finished": true,
                     "State": state,
                     "FailureMessage": failed_step_message,
+                    "Warnings": warnings,
                 }),
             )
             .await;
@@ -170,11 +178,17 @@ pub async fn run_script(
             return Ok(ScriptOutcome {
                 state,
                 failure_message: failed_step_message,
+                warnings,
             });
         }
         if had_lines {
             // Keep the copy position durable, after the lines themselves.
-            save_script_progress(context, ticket, json!({ "AfterSequence": after_sequence })).await;
+            save_script_progress(
+                context,
+                ticket,
+                json!({ "AfterSequence": after_sequence, "Warnings": warnings }),
+            )
+            .await;
             poll_delay = Duration::from_millis(2);
         } else {
             poll_delay = (poll_delay * 2).min(SLOWEST_POLL);

@@ -3,7 +3,7 @@
 //! Each step checks for what it would create, so a start that died half-way is completed by
 //! the next one, and two nodes starting at once on one PostgreSQL database create one of each.
 
-use cuttle_domain::{Lifecycle, ProjectGroup, Resource, Space, User, WorkerPool};
+use cuttle_domain::{Lifecycle, MachinePolicy, ProjectGroup, Resource, Space, User, WorkerPool};
 use cuttle_pki::Identity;
 use cuttle_secrets::MasterKey;
 use cuttle_store::{ApiKeyRecord, Change, Store, StoreError, document_from_resource};
@@ -15,6 +15,7 @@ pub const DEFAULT_SPACE_NAME: &str = "Default";
 pub const DEFAULT_LIFECYCLE_NAME: &str = "Default Lifecycle";
 pub const DEFAULT_PROJECT_GROUP_NAME: &str = "Default Project Group";
 pub const DEFAULT_WORKER_POOL_NAME: &str = "Default Worker Pool";
+pub const DEFAULT_MACHINE_POLICY_NAME: &str = "Default Machine Policy";
 pub const ADMIN_USERNAME: &str = "admin";
 
 /// The smallest number of characters after `API-` in `CUTTLE_BOOTSTRAP_API_KEY`.
@@ -225,10 +226,19 @@ pub(crate) async fn default_space_contents(
         sort_order: 1,
         ..WorkerPool::default()
     };
+    let machine_policy = MachinePolicy {
+        id: store.allocate_id(MachinePolicy::KIND).await?,
+        space_id: space_id.to_owned(),
+        name: DEFAULT_MACHINE_POLICY_NAME.to_owned(),
+        description: Some("Checks every target's connection every hour.".to_owned()),
+        is_default: true,
+        ..MachinePolicy::default()
+    };
     Ok(vec![
         Change::Insert(document_from_resource(&lifecycle)?),
         Change::Insert(document_from_resource(&project_group)?),
         Change::Insert(document_from_resource(&worker_pool)?),
+        Change::Insert(document_from_resource(&machine_policy)?),
     ])
 }
 

@@ -125,7 +125,12 @@ pub(crate) async fn run(arguments: ServerArguments) -> anyhow::Result<()> {
         .with_server_thumbprint(server_identity.thumbprint());
     let (stop_runner, runner_stopped) = tokio::sync::watch::channel(false);
     let runner_task = tokio::spawn(Arc::clone(&runner).run(runner_stopped.clone()));
-    let agent_port_task = tokio::spawn(agent_port.serve(agent_listener, runner_stopped));
+    let agent_port_task = tokio::spawn(agent_port.serve(agent_listener, runner_stopped.clone()));
+    let schedule_task = tokio::spawn(schedule_health_checks(
+        Arc::clone(&store),
+        runner.waker(),
+        runner_stopped,
+    ));
     // The line tests and scripts wait for; stdout, so it is easy to read.
     announce(&format!(
         "Cuttle agent port is listening on {agent_address}"
@@ -143,9 +148,29 @@ pub(crate) async fn run(arguments: ServerArguments) -> anyhow::Result<()> {
         tracing::warn!("the task runner ended abnormally: {error}");
     }
     agent_port_task.abort();
+    schedule_task.abort();
     served.context("serve HTTP")?;
     tracing::info!("server stopped");
     Ok(())
+}
+
+/// Queues health checks as machine policies ask, every few seconds, until shut down.
+async fn schedule_health_checks(
+    store: Arc<dyn Store>,
+    waker: cuttle_orchestrator::TaskWaker,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        match cuttle_orchestrator::queue_due_health_checks(&*store, chrono::Utc::now()).await {
+            Ok(queued) if !queued.is_empty() => waker.wake(),
+            Ok(_) => {}
+            Err(error) => tracing::warn!("failed to schedule health checks: {error}"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
 }
 
 /// This node's name for task leases: stable across restarts of the same data directory, so a

@@ -14,8 +14,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
 use axum::routing::get;
 use cuttle_domain::{
-    Account, Channel, DeploymentTarget, Environment, LibraryVariableSet, Lifecycle, Project,
-    ProjectGroup, Worker, WorkerPool,
+    Account, Channel, DeploymentTarget, Environment, LibraryVariableSet, Lifecycle, MachinePolicy,
+    Project, ProjectGroup, Worker, WorkerPool,
 };
 
 use crate::error::ApiError;
@@ -47,6 +47,7 @@ pub(crate) fn api_router(state: AppState) -> Router {
         .merge(crud::space_scoped_routes::<Worker>())
         .merge(crud::space_scoped_routes::<LibraryVariableSet>())
         .merge(crud::space_scoped_routes::<Account>())
+        .merge(crud::space_scoped_routes::<MachinePolicy>())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(json_body_limit))

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use cuttle_domain::{
     Account, Channel, DeploymentTarget, Environment, HealthStatus, LibraryVariableSet, Lifecycle,
-    Project, ProjectGroup, Resource, Space, Worker, WorkerPool,
+    MachinePolicy, Project, ProjectGroup, Resource, Space, Worker, WorkerPool,
 };
 use cuttle_store::{Change, DocumentQuery, document_from_resource};
 
@@ -236,11 +236,23 @@ impl ManagedResource for Channel {
 
 #[async_trait]
 impl ManagedResource for DeploymentTarget {
-    async fn prepare_new(&mut self, _state: &AppState) -> Result<(), ApiError> {
+    async fn prepare_new(&mut self, state: &AppState) -> Result<(), ApiError> {
         // Health is observed by the server, never declared by a client.
         self.health_status = HealthStatus::Unknown;
         self.status_summary = None;
         self.last_health_check = None;
+        if self.machine_policy_id.as_deref().is_none_or(str::is_empty) {
+            let space_id = self.space_id.clone();
+            let mut policy_id = String::new();
+            default_by_name::<MachinePolicy>(
+                state,
+                &space_id,
+                &mut policy_id,
+                crate::bootstrap::DEFAULT_MACHINE_POLICY_NAME,
+            )
+            .await?;
+            self.machine_policy_id = (!policy_id.is_empty()).then_some(policy_id);
+        }
         Ok(())
     }
 
@@ -365,5 +377,38 @@ impl ManagedResource for Account {
         for secret in self.secrets_mut() {
             secret.redact();
         }
+    }
+}
+
+#[async_trait]
+impl ManagedResource for MachinePolicy {
+    async fn complete_write(
+        &mut self,
+        state: &AppState,
+        stored: Option<&Self>,
+    ) -> Result<Vec<Change>, ApiError> {
+        if self.is_default {
+            let query = DocumentQuery::in_space(&self.space_id);
+            clear_other_defaults::<MachinePolicy>(state, Some(query), &self.id, |policy| {
+                &mut policy.is_default
+            })
+            .await
+        } else if stored.is_some_and(|stored| stored.is_default) {
+            Err(ApiError::bad_request(
+                "IsDefault: a space must have a default machine policy; make another policy the default instead",
+            ))
+        } else {
+            Ok(Vec::new())
+        }
+    }
+
+    fn check_delete(&self) -> Result<(), ApiError> {
+        if self.is_default {
+            return Err(ApiError::bad_request(format!(
+                "machine policy '{}' is the space's default and cannot be deleted; make another policy the default first",
+                self.name
+            )));
+        }
+        Ok(())
     }
 }

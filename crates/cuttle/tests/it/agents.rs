@@ -353,3 +353,105 @@ async fn a_stopped_agent_is_unavailable_and_a_wrong_thumbprint_is_refused() {
     let refused = target_named(&server, "web02").await;
     assert_eq!(refused.health_status, HealthStatus::Unhealthy);
 }
+
+#[tokio::test]
+async fn machine_policies_schedule_health_checks_and_run_their_scripts() {
+    let server = server().await;
+    production(&server).await;
+    // The default policy: check every five seconds, with a script that warns.
+    let policies: serde_json::Value = server
+        .client
+        .get("/api/Spaces-1/machinepolicies")
+        .await
+        .unwrap();
+    let mut policy = policies["Items"][0].clone();
+    assert_eq!(policy["Name"], "Default Machine Policy");
+    policy["MachineHealthCheckPolicy"]["HealthCheckInterval"] = json!("00:00:05");
+    policy["MachineHealthCheckPolicy"]["BashHealthCheckPolicy"]["ScriptBody"] =
+        json!("echo 'disk is fine'; echo '##octopus[stdout-warning]'; echo 'but the moon is full'");
+    let policy_id = policy["Id"].as_str().unwrap().to_owned();
+    let _: serde_json::Value = server
+        .client
+        .put(
+            &format!("/api/Spaces-1/machinepolicies/{policy_id}"),
+            &policy,
+        )
+        .await
+        .unwrap();
+
+    let home = tempfile::tempdir().unwrap();
+    let port = free_port().to_string();
+    agent_command(
+        home.path(),
+        &[
+            "register",
+            "--server",
+            &server.base_url,
+            "--api-key",
+            TEST_API_KEY,
+            "--name",
+            "web03",
+            "--environment",
+            "Production",
+            "--role",
+            "web",
+            "--listen-port",
+            &port,
+            "--public-hostname",
+            "127.0.0.1",
+        ],
+    );
+    let target = target_named(&server, "web03").await;
+    assert_eq!(
+        target.machine_policy_id.as_deref(),
+        Some(policy_id.as_str())
+    );
+    let _agent = run_agent(home.path(), "Cuttle agent is listening on");
+
+    // Nobody starts a check: the schedule does.
+    let mut checked = target.clone();
+    for _ in 0..400 {
+        checked = target_named(&server, "web03").await;
+        if checked.health_status != HealthStatus::Unknown {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        checked.health_status,
+        HealthStatus::HasWarnings,
+        "{:?}",
+        checked.status_summary
+    );
+    let tasks: serde_json::Value = server
+        .client
+        .get("/api/Spaces-1/tasks?name=Health")
+        .await
+        .unwrap();
+    assert_eq!(tasks["Items"][0]["Description"], "Scheduled health check");
+
+    let response = send(
+        &server,
+        "PUT",
+        &format!("/api/Spaces-1/machinepolicies/{policy_id}"),
+        Some(&{
+            let mut bad = policy.clone();
+            bad["MachineHealthCheckPolicy"]["HealthCheckInterval"] = json!("soon");
+            bad.to_string()
+        }),
+    )
+    .await;
+    assert_eq!(response.status, 400, "{}", response.body);
+    let response = send(
+        &server,
+        "DELETE",
+        &format!("/api/Spaces-1/machinepolicies/{policy_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        response.status, 400,
+        "the default policy cannot be deleted: {}",
+        response.body
+    );
+}
