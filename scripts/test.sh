@@ -23,6 +23,9 @@ apt_install() {
 
 command -v cc >/dev/null || apt_install build-essential
 command -v pg_isready >/dev/null || apt_install postgresql postgresql-client
+# Scripts run under bash, sh and python3; SSH targets are tested against a real OpenSSH sshd.
+command -v python3 >/dev/null || apt_install python3
+{ [ -x /usr/sbin/sshd ] && command -v ssh-keygen >/dev/null; } || apt_install openssh-server openssh-client
 
 start_local_postgres() {
   if pg_isready -h 127.0.0.1 -p 5432 -q; then return 0; fi
