@@ -48,6 +48,51 @@ async fn default_by_name<T: ManagedResource>(
     Ok(())
 }
 
+/// What a "default" flag is unique within: `what` (channel) within `owner` (project).
+struct DefaultScope {
+    what: &'static str,
+    owner: &'static str,
+    query: DocumentQuery,
+}
+
+/// Keeps exactly one default per scope: setting the flag clears it on the others (in the same
+/// write); clearing it on the default is refused, since there would be none.
+async fn keep_one_default<T: ManagedResource>(
+    state: &AppState,
+    resource_id: &str,
+    is_default: bool,
+    was_default: bool,
+    scope: DefaultScope,
+    flag: impl Fn(&mut T) -> &mut bool,
+) -> Result<Vec<Change>, ApiError> {
+    if is_default {
+        clear_other_defaults::<T>(state, Some(scope.query), resource_id, flag).await
+    } else if was_default {
+        Err(ApiError::bad_request(format!(
+            "IsDefault: a {} must have a default {what}; make another {what} the default instead",
+            scope.owner,
+            what = scope.what
+        )))
+    } else {
+        Ok(Vec::new())
+    }
+}
+
+/// Refuses to delete the default of its scope.
+fn refuse_deleting_default(
+    is_default: bool,
+    what: &str,
+    owner: &str,
+    name: &str,
+) -> Result<(), ApiError> {
+    if is_default {
+        return Err(ApiError::bad_request(format!(
+            "{what} '{name}' is the default {what} of its {owner} and cannot be deleted; make another {what} the default first"
+        )));
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl ManagedResource for Space {
     async fn complete_write(
@@ -55,17 +100,19 @@ impl ManagedResource for Space {
         state: &AppState,
         stored: Option<&Self>,
     ) -> Result<Vec<Change>, ApiError> {
-        let mut changes = Vec::new();
-        if self.is_default {
-            changes.extend(
-                clear_other_defaults::<Space>(state, None, &self.id, |space| &mut space.is_default)
-                    .await?,
-            );
-        } else if stored.is_some_and(|stored| stored.is_default) {
-            return Err(ApiError::bad_request(
-                "IsDefault: there must be a default space; make another space the default instead",
-            ));
-        }
+        let mut changes = keep_one_default::<Space>(
+            state,
+            &self.id,
+            self.is_default,
+            stored.is_some_and(|stored| stored.is_default),
+            DefaultScope {
+                what: "space",
+                owner: "installation",
+                query: DocumentQuery::default(),
+            },
+            |space| &mut space.is_default,
+        )
+        .await?;
         if stored.is_none() {
             // A new space starts with the same defaults as the first one.
             changes.extend(default_space_contents(state.store(), &self.id).await?);
@@ -74,11 +121,7 @@ impl ManagedResource for Space {
     }
 
     fn check_delete(&self) -> Result<(), ApiError> {
-        if self.is_default {
-            return Err(ApiError::bad_request(
-                "the default space cannot be deleted; make another space the default first",
-            ));
-        }
+        refuse_deleting_default(self.is_default, "space", "installation", &self.name)?;
         if !self.task_queue_stopped {
             return Err(ApiError::bad_request(
                 "stop the space's task queue (set TaskQueueStopped to true) before deleting it; deleting a space deletes everything in it",
@@ -205,32 +248,28 @@ impl ManagedResource for Channel {
         stored: Option<&Self>,
     ) -> Result<Vec<Change>, ApiError> {
         self.assign_rule_ids(new_guid);
-        if self.is_default {
-            let query = DocumentQuery {
+        let scope = DefaultScope {
+            what: "channel",
+            owner: "project",
+            query: DocumentQuery {
                 owner_id: Some(self.project_id.clone()),
                 ..DocumentQuery::default()
-            };
-            clear_other_defaults::<Channel>(state, Some(query), &self.id, |channel| {
-                &mut channel.is_default
-            })
-            .await
-        } else if stored.is_some_and(|stored| stored.is_default) {
-            Err(ApiError::bad_request(
-                "IsDefault: a project must have a default channel; make another channel the default instead",
-            ))
-        } else {
-            Ok(Vec::new())
-        }
+            },
+        };
+        let was_default = stored.is_some_and(|stored| stored.is_default);
+        keep_one_default::<Channel>(
+            state,
+            &self.id,
+            self.is_default,
+            was_default,
+            scope,
+            |channel| &mut channel.is_default,
+        )
+        .await
     }
 
     fn check_delete(&self) -> Result<(), ApiError> {
-        if self.is_default {
-            return Err(ApiError::bad_request(format!(
-                "channel '{}' is the project's default channel and cannot be deleted; make another channel the default first",
-                self.name
-            )));
-        }
-        Ok(())
+        refuse_deleting_default(self.is_default, "channel", "project", &self.name)
     }
 }
 
@@ -283,29 +322,25 @@ impl ManagedResource for WorkerPool {
         state: &AppState,
         stored: Option<&Self>,
     ) -> Result<Vec<Change>, ApiError> {
-        if self.is_default {
-            let query = DocumentQuery::in_space(&self.space_id);
-            clear_other_defaults::<WorkerPool>(state, Some(query), &self.id, |pool| {
-                &mut pool.is_default
-            })
-            .await
-        } else if stored.is_some_and(|stored| stored.is_default) {
-            Err(ApiError::bad_request(
-                "IsDefault: a space must have a default worker pool; make another pool the default instead",
-            ))
-        } else {
-            Ok(Vec::new())
-        }
+        let scope = DefaultScope {
+            what: "worker pool",
+            owner: "space",
+            query: DocumentQuery::in_space(&self.space_id),
+        };
+        let was_default = stored.is_some_and(|stored| stored.is_default);
+        keep_one_default::<WorkerPool>(
+            state,
+            &self.id,
+            self.is_default,
+            was_default,
+            scope,
+            |pool| &mut pool.is_default,
+        )
+        .await
     }
 
     fn check_delete(&self) -> Result<(), ApiError> {
-        if self.is_default {
-            return Err(ApiError::bad_request(format!(
-                "worker pool '{}' is the space's default worker pool and cannot be deleted; make another pool the default first",
-                self.name
-            )));
-        }
-        Ok(())
+        refuse_deleting_default(self.is_default, "worker pool", "space", &self.name)
     }
 }
 
@@ -387,28 +422,24 @@ impl ManagedResource for MachinePolicy {
         state: &AppState,
         stored: Option<&Self>,
     ) -> Result<Vec<Change>, ApiError> {
-        if self.is_default {
-            let query = DocumentQuery::in_space(&self.space_id);
-            clear_other_defaults::<MachinePolicy>(state, Some(query), &self.id, |policy| {
-                &mut policy.is_default
-            })
-            .await
-        } else if stored.is_some_and(|stored| stored.is_default) {
-            Err(ApiError::bad_request(
-                "IsDefault: a space must have a default machine policy; make another policy the default instead",
-            ))
-        } else {
-            Ok(Vec::new())
-        }
+        let scope = DefaultScope {
+            what: "machine policy",
+            owner: "space",
+            query: DocumentQuery::in_space(&self.space_id),
+        };
+        let was_default = stored.is_some_and(|stored| stored.is_default);
+        keep_one_default::<MachinePolicy>(
+            state,
+            &self.id,
+            self.is_default,
+            was_default,
+            scope,
+            |policy| &mut policy.is_default,
+        )
+        .await
     }
 
     fn check_delete(&self) -> Result<(), ApiError> {
-        if self.is_default {
-            return Err(ApiError::bad_request(format!(
-                "machine policy '{}' is the space's default and cannot be deleted; make another policy the default first",
-                self.name
-            )));
-        }
-        Ok(())
+        refuse_deleting_default(self.is_default, "machine policy", "space", &self.name)
     }
 }
