@@ -16,6 +16,7 @@ mod error;
 mod extract;
 mod paths;
 mod routes;
+pub mod ssh;
 mod state;
 
 use std::future::Future;

@@ -29,11 +29,15 @@ pub struct AppState {
 impl AppState {
     /// State over `store`, for an installation with the given id (see [`crate::bootstrap`]),
     /// sealing secrets with `master_key`.
-    pub fn new(store: Arc<dyn Store>, installation_id: String, master_key: MasterKey) -> AppState {
+    pub fn new(
+        store: Arc<dyn Store>,
+        installation_id: String,
+        master_key: Arc<MasterKey>,
+    ) -> AppState {
         AppState {
             store,
             installation_id: installation_id.into(),
-            master_key: Arc::new(master_key),
+            master_key,
             json_body_limit: DEFAULT_JSON_BODY_LIMIT,
             credential_cache: Arc::new(GenerationCache::new(MAX_CREDENTIALS)),
             space_cache: Arc::new(GenerationCache::new(MAX_SPACES)),
@@ -65,6 +69,11 @@ impl AppState {
     pub fn with_json_body_limit(mut self, limit: usize) -> AppState {
         self.json_body_limit = limit;
         self
+    }
+
+    /// The master key sealed secrets open with.
+    pub fn master_key(&self) -> Arc<MasterKey> {
+        Arc::clone(&self.master_key)
     }
 
     pub(crate) fn store(&self) -> &dyn Store {

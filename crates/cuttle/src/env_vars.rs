@@ -19,6 +19,8 @@ pub(crate) const CUTTLE_MASTER_KEY: &str = "CUTTLE_MASTER_KEY";
 pub(crate) const CUTTLE_DISABLE_BUILT_IN_WORKER: &str = "CUTTLE_DISABLE_BUILT_IN_WORKER";
 /// The address of the agent port, which polling agents dial (default `0.0.0.0:10943`).
 pub(crate) const CUTTLE_AGENT_LISTEN: &str = "CUTTLE_AGENT_LISTEN";
+/// Where on SSH targets Cuttle keeps its binary and work (default `.cuttle` in the home).
+pub(crate) const CUTTLE_SSH_REMOTE_DIRECTORY: &str = "CUTTLE_SSH_REMOTE_DIRECTORY";
 /// The log filter, in `tracing` syntax (default `info`).
 pub(crate) const CUTTLE_LOG: &str = "CUTTLE_LOG";
 /// The agent's home directory (default `~/.cuttle-agent`): `cuttle agent …`.

@@ -5,6 +5,7 @@
 
 mod agent;
 mod env_vars;
+mod exec;
 mod server;
 mod template;
 
@@ -24,6 +25,8 @@ struct Cli {
 enum Command {
     /// Set up and run the agent on a deployment target or worker (register, run, trust…).
     Agent(agent::AgentArguments),
+    /// Run one script in the foreground from a JSON request on stdin (how SSH targets run work).
+    Exec(exec::ExecArguments),
     /// Run the Cuttle server: the REST API and, later, the web portal and built-in worker.
     Server(server::ServerArguments),
     /// Evaluate templates and structured replacements as a deployment would.
@@ -38,6 +41,8 @@ fn main() -> ExitCode {
         // The template engine is pure: no runtime needed.
         Command::Template(command) => template::run(command),
         Command::Agent(arguments) => run_async(agent::run(arguments)).map(|()| ExitCode::SUCCESS),
+        // Builds its own runtime: its exit code says whether it wrote an error record.
+        Command::Exec(arguments) => exec::run(arguments),
         Command::Server(arguments) => run_async(server::run(arguments)).map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|error| {

@@ -38,6 +38,11 @@ pub(crate) struct ServerArguments {
     #[arg(long, env = env_vars::CUTTLE_DISABLE_BUILT_IN_WORKER)]
     disable_built_in_worker: bool,
 
+    /// Where on SSH targets Cuttle keeps its binary and its work, relative to the account's
+    /// home directory unless absolute.
+    #[arg(long, env = env_vars::CUTTLE_SSH_REMOTE_DIRECTORY, default_value = ".cuttle")]
+    ssh_remote_directory: String,
+
     /// The largest JSON request body accepted, in bytes.
     #[arg(long, env = env_vars::CUTTLE_MAX_JSON_BODY, default_value_t = DEFAULT_JSON_BODY_LIMIT)]
     max_json_body: usize,
@@ -52,7 +57,7 @@ enum ServerAction {
 pub(crate) async fn run(arguments: ServerArguments) -> anyhow::Result<()> {
     let started = Instant::now();
     let store = open_store(&arguments).await?;
-    let master_key = load_master_key(&arguments)?;
+    let master_key = Arc::new(load_master_key(&arguments)?);
     cuttle_server::check_master_key(&*store, &master_key)
         .await
         .context("check the master key")?;
@@ -103,6 +108,21 @@ pub(crate) async fn run(arguments: ServerArguments) -> anyhow::Result<()> {
         Arc::new(cuttle_server::agents::AgentTransport(Arc::clone(
             &polling_agents,
         ))),
+    );
+    let ssh_options = cuttle_ssh::SshTransportOptions {
+        remote_binary_directory: format!("{}/bin", arguments.ssh_remote_directory),
+        remote_work_directory: format!("{}/work", arguments.ssh_remote_directory),
+        ..cuttle_ssh::SshTransportOptions::default()
+    };
+    transports.register(
+        cuttle_orchestrator::EndpointKind::Ssh,
+        Arc::new(cuttle_ssh::SshTransport::new(
+            Arc::new(cuttle_server::ssh::AccountCredentials::new(
+                Arc::clone(&store),
+                Arc::clone(&master_key),
+            )),
+            ssh_options,
+        )),
     );
     if !arguments.disable_built_in_worker {
         let worker_root = arguments.data_dir.join("worker");
