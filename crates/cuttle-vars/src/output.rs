@@ -28,7 +28,7 @@
 use indexmap::IndexMap;
 
 use crate::model::{ScopeField, ScopeSpecification};
-use crate::scope::fold_case;
+use crate::scope::{fold_case, same_text_ignoring_case};
 use crate::sources::ScopedValue;
 use crate::system_names;
 
@@ -220,8 +220,8 @@ fn upsert_keeping_spelling<K: std::hash::Hash + Eq>(
 }
 
 fn same_output(left: &OutputRecord, right: &OutputRecord) -> bool {
-    fold_case(&left.action_name) == fold_case(&right.action_name)
-        && fold_case(&left.name) == fold_case(&right.name)
+    same_text_ignoring_case(&left.action_name, &right.action_name)
+        && same_text_ignoring_case(&left.name, &right.name)
 }
 
 /// The names an output is visible under for the rest of the *same* step, inside the process

@@ -25,7 +25,9 @@ use std::collections::BTreeMap;
 use thiserror::Error;
 
 use crate::model::VariablePrompt;
-use crate::scope::{DeploymentScope, Specificity, could_match_during_deployment, fold_case};
+use crate::scope::{
+    DeploymentScope, FoldedContext, Specificity, could_match_folded_during_deployment, fold_case,
+};
 use crate::sources::{Candidate, CandidateScope, OriginKind, VariableSources};
 
 /// One question the deployment form must ask.
@@ -165,10 +167,10 @@ impl VariableSources {
     /// The prompts a deployment described by `deployment` must show, sorted by label
     /// (case-insensitively), then by name.
     pub fn prompts_for_deployment(&self, deployment: &DeploymentScope) -> Vec<PromptRequest> {
+        let deployment = FoldedContext::deployment_wide(deployment);
         let mut requests: Vec<PromptRequest> = self
-            .candidates_by_name()
-            .into_values()
-            .filter_map(|group| prompt_request_for_group(&group, deployment))
+            .name_groups()
+            .filter_map(|(_, group)| prompt_request_for_group(group, &deployment))
             .collect();
         requests.sort_by(|left, right| {
             fold_case(&left.label)
@@ -188,6 +190,7 @@ impl VariableSources {
         answers: &PromptAnswers,
     ) -> Result<AppliedPrompts, PromptError> {
         let requests = self.prompts_for_deployment(deployment);
+        let deployment = FoldedContext::deployment_wide(deployment);
         let mut missing = Vec::new();
         let mut replacements: Vec<(String, String, bool)> = Vec::new();
         let mut used_keys: Vec<AnswerKey> = Vec::new();
@@ -206,7 +209,7 @@ impl VariableSources {
             // A sensitive default is hidden from the request but still a usable value.
             let has_hidden_default = answer.is_none()
                 && request.is_sensitive
-                && self.has_non_blank_prompted_value(deployment, &request.name);
+                && self.has_non_blank_prompted_value(&deployment, &request.name);
             if request.required && effective_value.trim().is_empty() && !has_hidden_default {
                 missing.push(MissingPrompt {
                     name: request.name.clone(),
@@ -227,15 +230,13 @@ impl VariableSources {
 
         let mut applied = AppliedPrompts::default();
         for (name, value, is_sensitive) in replacements {
-            let folded_name = fold_case(&name);
-            for candidate in self.candidates.iter_mut() {
-                if is_prompted_in_scope(candidate, deployment).is_some()
-                    && fold_case(&candidate.name) == folded_name
-                {
+            // Only values change, so the sources' name grouping stays valid.
+            self.change_candidates_named(&name, |candidate| {
+                if is_prompted_in_scope(candidate, &deployment).is_some() {
                     candidate.value = Some(value.clone());
                     candidate.is_sensitive |= is_sensitive;
                 }
-            }
+            });
             applied.answered_names.push(name);
         }
         applied.unused_answer_keys = answers
@@ -258,11 +259,9 @@ impl VariableSources {
         Ok(applied)
     }
 
-    fn has_non_blank_prompted_value(&self, deployment: &DeploymentScope, name: &str) -> bool {
-        let folded_name = fold_case(name);
-        self.candidates.iter().any(|candidate| {
-            fold_case(&candidate.name) == folded_name
-                && is_prompted_in_scope(candidate, deployment).is_some()
+    fn has_non_blank_prompted_value(&self, deployment: &FoldedContext, name: &str) -> bool {
+        self.candidates_named(name).any(|candidate| {
+            is_prompted_in_scope(candidate, deployment).is_some()
                 && candidate
                     .value
                     .as_deref()
@@ -275,7 +274,7 @@ impl VariableSources {
 /// that could be used in `deployment`.
 fn is_prompted_in_scope<'a>(
     candidate: &'a Candidate,
-    deployment: &DeploymentScope,
+    deployment: &FoldedContext,
 ) -> Option<(&'a VariablePrompt, Specificity)> {
     // Only user-defined values can be prompted; the server's own sources never are.
     if !matches!(
@@ -285,22 +284,21 @@ fn is_prompted_in_scope<'a>(
         return None;
     }
     let prompt = candidate.prompt.as_ref()?;
-    let CandidateScope::Specified(scope) = &candidate.scope else {
+    let CandidateScope::Specified { folded, .. } = &candidate.scope else {
         return None;
     };
-    let specificity = could_match_during_deployment(scope, deployment).ok()?;
+    let specificity = could_match_folded_during_deployment(folded, deployment).ok()?;
     Some((prompt, specificity))
 }
 
-fn prompt_request_for_group(
-    group: &[&Candidate],
-    deployment: &DeploymentScope,
+fn prompt_request_for_group<'a>(
+    group: impl Iterator<Item = &'a Candidate>,
+    deployment: &FoldedContext,
 ) -> Option<PromptRequest> {
     let prompted: Vec<(&Candidate, &VariablePrompt, Specificity)> = group
-        .iter()
         .filter_map(|candidate| {
             is_prompted_in_scope(candidate, deployment)
-                .map(|(prompt, specificity)| (*candidate, prompt, specificity))
+                .map(|(prompt, specificity)| (candidate, prompt, specificity))
         })
         .collect();
     // The most specific prompted value (first in tie-break order among equals) supplies the

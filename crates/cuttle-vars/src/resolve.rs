@@ -14,12 +14,14 @@
 //! scoping, per context, by `cuttle-template`), or mask anything (it only carries the
 //! sensitive flag; see [`crate::sensitive`]).
 
+use std::sync::Arc;
+
 use indexmap::IndexMap;
 
 use crate::model::VariableType;
 use crate::scope::{
-    DeploymentScope, RankedDimension, ScopeContext, Specificity, UnmatchedDimension, fold_case,
-    match_scope,
+    DeploymentScope, FoldedContext, RankedDimension, ScopeContext, Specificity, UnmatchedDimension,
+    fold_case, match_folded_scope,
 };
 use crate::sources::{Candidate, CandidateScope, ValueOrigin, VariableSources};
 
@@ -45,13 +47,14 @@ pub struct ResolvedVariable {
 /// appear in the B4 source order), which `#{each}` and `[*]` depend on.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ResolvedVariables {
-    by_folded_name: IndexMap<String, ResolvedVariable>,
+    /// Keyed by the folded name, shared with the sources' grouping rather than folded again.
+    by_folded_name: IndexMap<Arc<str>, ResolvedVariable>,
 }
 
 impl ResolvedVariables {
     /// The resolved variable called `name`, case-insensitively.
     pub fn get(&self, name: &str) -> Option<&ResolvedVariable> {
-        self.by_folded_name.get(&fold_case(name))
+        self.by_folded_name.get(fold_case(name).as_str())
     }
 
     /// The raw value of `name`, case-insensitively.
@@ -80,9 +83,15 @@ impl ResolvedVariables {
         self.by_folded_name.is_empty()
     }
 
-    fn insert(&mut self, variable: ResolvedVariable) {
-        self.by_folded_name
-            .insert(fold_case(&variable.name), variable);
+    fn with_capacity(capacity: usize) -> Self {
+        ResolvedVariables {
+            by_folded_name: IndexMap::with_capacity(capacity),
+        }
+    }
+
+    /// Inserts `variable`, whose name folds to `folded_name`.
+    fn insert(&mut self, folded_name: Arc<str>, variable: ResolvedVariable) {
+        self.by_folded_name.insert(folded_name, variable);
     }
 }
 
@@ -129,12 +138,19 @@ impl VariableSources {
     /// Effective values for one context: an action on a target, an action on the server or
     /// a worker, or the deployment as a whole (see [`ScopeContext`]).
     pub fn resolve(&self, context: &ScopeContext) -> Resolution {
-        let mut resolution = Resolution::default();
-        for (_, group) in self.candidates_by_name() {
-            if let Some((winner, warning)) = pick_winner(&group, context) {
-                resolution
-                    .variables
-                    .insert(resolved_from(winner.candidate, winner.specificity));
+        // Folded once here, so each comparison with a (pre-folded) scope value is plain
+        // equality.
+        let context = FoldedContext::new(context);
+        let mut resolution = Resolution {
+            variables: ResolvedVariables::with_capacity(self.name_count()),
+            warnings: Vec::new(),
+        };
+        for (folded_name, group) in self.name_groups() {
+            if let Some((winner, warning)) = pick_winner(group, &context) {
+                resolution.variables.insert(
+                    Arc::clone(folded_name),
+                    resolved_from(winner.candidate, winner.specificity),
+                );
                 resolution.warnings.extend(warning);
             }
         }
@@ -149,14 +165,10 @@ impl VariableSources {
 
     /// Every candidate of `name` with its outcome for `context`, in tie-break order.
     pub fn explain(&self, name: &str, context: &ScopeContext) -> Vec<CandidateExplanation> {
-        let folded_name = fold_case(name);
-        let group: Vec<&Candidate> = self
-            .candidates
-            .iter()
-            .filter(|candidate| fold_case(&candidate.name) == folded_name)
-            .collect();
-        let winner_origin =
-            pick_winner(&group, context).map(|(winner, _)| winner.candidate.origin.clone());
+        let context = FoldedContext::new(context);
+        let group: Vec<&Candidate> = self.candidates_named(name).collect();
+        let winner_origin = pick_winner(group.iter().copied(), &context)
+            .map(|(winner, _)| winner.candidate.origin.clone());
         group
             .iter()
             .map(|candidate| CandidateExplanation {
@@ -166,23 +178,10 @@ impl VariableSources {
                 } else {
                     Some(candidate.value.clone().unwrap_or_default())
                 },
-                outcome: candidate_specificity(candidate, context),
+                outcome: candidate_specificity(candidate, &context),
                 is_winner: winner_origin.as_ref() == Some(&candidate.origin),
             })
             .collect()
-    }
-
-    /// Candidates grouped by folded name, groups in definition order, each group in
-    /// tie-break order (the candidate list is kept sorted by origin).
-    pub(crate) fn candidates_by_name(&self) -> IndexMap<String, Vec<&Candidate>> {
-        let mut groups: IndexMap<String, Vec<&Candidate>> = IndexMap::new();
-        for candidate in &self.candidates {
-            groups
-                .entry(fold_case(&candidate.name))
-                .or_default()
-                .push(candidate);
-        }
-        groups
     }
 }
 
@@ -192,37 +191,42 @@ struct ScoredCandidate<'a> {
 }
 
 /// B2 then B3 then the origin tie-break, over one name's candidates in tie-break order.
+///
+/// One pass: the group is in tie-break order, so the winner is the first candidate of the
+/// highest specificity seen, and the values tied with it are the later ones of the same
+/// specificity that differ from it (collected only when there are any).
 fn pick_winner<'a>(
-    group: &[&'a Candidate],
-    context: &ScopeContext,
+    group: impl IntoIterator<Item = &'a Candidate>,
+    context: &FoldedContext,
 ) -> Option<(ScoredCandidate<'a>, Option<ResolutionWarning>)> {
-    let matching: Vec<ScoredCandidate<'a>> = group
-        .iter()
-        .filter_map(|candidate| {
-            candidate_specificity(candidate, context)
-                .ok()
-                .map(|specificity| ScoredCandidate {
+    let mut winner: Option<ScoredCandidate<'a>> = None;
+    let mut tied_with: Vec<ValueOrigin> = Vec::new();
+    for candidate in group {
+        let Ok(specificity) = candidate_specificity(candidate, context) else {
+            continue;
+        };
+        match &winner {
+            Some(best) if specificity < best.specificity => {}
+            Some(best) if specificity == best.specificity => {
+                if candidate.value != best.candidate.value
+                    || candidate.is_sensitive != best.candidate.is_sensitive
+                {
+                    tied_with.push(candidate.origin.clone());
+                }
+            }
+            _ => {
+                winner = Some(ScoredCandidate {
                     candidate,
                     specificity,
-                })
-        })
-        .collect();
-    let best_specificity = matching.iter().map(|scored| scored.specificity).max()?;
-    let mut best = matching
-        .into_iter()
-        .filter(|scored| scored.specificity == best_specificity);
-    // The group is in tie-break order, so the first of the best is the winner.
-    let winner = best.next()?;
-    let tied_with: Vec<ValueOrigin> = best
-        .filter(|scored| {
-            scored.candidate.value != winner.candidate.value
-                || scored.candidate.is_sensitive != winner.candidate.is_sensitive
-        })
-        .map(|scored| scored.candidate.origin.clone())
-        .collect();
+                });
+                tied_with.clear();
+            }
+        }
+    }
+    let winner = winner?;
     let warning = (!tied_with.is_empty()).then(|| ResolutionWarning::AmbiguousValue {
         name: winner.candidate.name.clone(),
-        specificity: best_specificity,
+        specificity: winner.specificity,
         chosen: winner.candidate.origin.clone(),
         tied_with,
     });
@@ -231,10 +235,10 @@ fn pick_winner<'a>(
 
 fn candidate_specificity(
     candidate: &Candidate,
-    context: &ScopeContext,
+    context: &FoldedContext,
 ) -> Result<Specificity, UnmatchedDimension> {
     match &candidate.scope {
-        CandidateScope::Specified(scope) => match_scope(scope, context),
+        CandidateScope::Specified { folded, .. } => match_folded_scope(folded, context),
         CandidateScope::System => Ok(Specificity::of(&[RankedDimension::Private])),
     }
 }

@@ -23,7 +23,11 @@
 //!
 //! Ids, tags and names are compared case-insensitively: Octopus compares ids and target tags
 //! with ignore-case comparers, and a scope that silently stopped matching because of letter
-//! case would be a nasty surprise.
+//! case would be a nasty surprise. Two texts are the same when their Unicode lowercase forms
+//! are equal. [`match_scope`] compares without allocating; resolution, which matches the
+//! same values against many contexts, folds each scope value once when it is added to the
+//! sources and the context once per resolution, so its comparisons are plain equality with
+//! the same outcome.
 //!
 //! What this module does not do: pick a winner among candidates (that is [`crate::resolve`])
 //! or know where values come from (that is [`crate::sources`]).
@@ -257,14 +261,12 @@ pub fn match_scope(
     scope: &ScopeSpecification,
     context: &ScopeContext,
 ) -> Result<Specificity, UnmatchedDimension> {
-    let mut specificity = Specificity::UNSCOPED;
-    for (field, scope_values) in scope.scoped_fields() {
-        match match_dimension(field, scope_values, context) {
-            Some(dimension) => specificity.insert(dimension),
-            None => return Err(UnmatchedDimension(field.clone())),
-        }
-    }
-    Ok(specificity)
+    match_fields(
+        scope.scoped_fields(),
+        context,
+        Dimensions::All,
+        same_text_ignoring_case,
+    )
 }
 
 /// Like [`match_scope`], but for the deployment as a whole when we only want to know whether
@@ -275,13 +277,176 @@ pub fn could_match_during_deployment(
     scope: &ScopeSpecification,
     deployment: &DeploymentScope,
 ) -> Result<Specificity, UnmatchedDimension> {
-    let context = ScopeContext::deployment_wide(deployment.clone());
+    match_fields(
+        scope.scoped_fields(),
+        &ScopeContext::deployment_wide(deployment.clone()),
+        Dimensions::DeploymentLevel,
+        same_text_ignoring_case,
+    )
+}
+
+/// A scope with its values case-folded ([`fold_case`]) once, when a candidate is added, so
+/// that matching it against many contexts compares folded texts byte for byte instead of
+/// ignoring case on every comparison. Keeps only the dimensions that constrain, in
+/// [`ScopeSpecification::scoped_fields`] order, so the first unmatched dimension reported is
+/// the same as [`match_scope`]'s.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct FoldedScope {
+    fields: Vec<(ScopeField, Vec<String>)>,
+}
+
+impl FoldedScope {
+    pub(crate) fn new(scope: &ScopeSpecification) -> Self {
+        FoldedScope {
+            fields: scope
+                .scoped_fields()
+                .map(|(field, values)| (field.clone(), fold_all(values)))
+                .collect(),
+        }
+    }
+
+    fn scoped_fields(&self) -> impl Iterator<Item = (&ScopeField, &[String])> {
+        self.fields
+            .iter()
+            .map(|(field, values)| (field, values.as_slice()))
+    }
+}
+
+/// A context with every id and tag case-folded, built once per resolution and matched
+/// against [`FoldedScope`]s.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct FoldedContext(ScopeContext);
+
+impl FoldedContext {
+    pub(crate) fn new(context: &ScopeContext) -> Self {
+        // Destructured without `..`, so a new context field cannot be left unfolded.
+        let ScopeContext {
+            deployment,
+            action,
+            target,
+        } = context;
+        FoldedContext(ScopeContext {
+            deployment: fold_deployment(deployment),
+            action: action.as_ref().map(
+                |ActionScope {
+                     action_id,
+                     step_id,
+                     targeted_tags,
+                 }| ActionScope {
+                    action_id: fold_case(action_id),
+                    step_id: fold_option(step_id),
+                    targeted_tags: fold_all(targeted_tags),
+                },
+            ),
+            target: target
+                .as_ref()
+                .map(|TargetScope { machine_id, tags }| TargetScope {
+                    machine_id: fold_case(machine_id),
+                    tags: fold_all(tags),
+                }),
+        })
+    }
+
+    /// The deployment as a whole, as [`could_match_folded_during_deployment`] needs it.
+    pub(crate) fn deployment_wide(deployment: &DeploymentScope) -> Self {
+        FoldedContext(ScopeContext::deployment_wide(fold_deployment(deployment)))
+    }
+}
+
+fn fold_deployment(deployment: &DeploymentScope) -> DeploymentScope {
+    let DeploymentScope {
+        project_id,
+        environment_id,
+        channel_id,
+        process_owner_id,
+        tenant,
+        trigger_id,
+        parent_deployment_id,
+        user_id,
+    } = deployment;
+    DeploymentScope {
+        project_id: fold_option(project_id),
+        environment_id: fold_option(environment_id),
+        channel_id: fold_option(channel_id),
+        process_owner_id: fold_option(process_owner_id),
+        tenant: tenant.as_ref().map(
+            |TenantScope {
+                 tenant_id,
+                 tenant_tags,
+             }| TenantScope {
+                tenant_id: fold_case(tenant_id),
+                tenant_tags: fold_all(tenant_tags),
+            },
+        ),
+        trigger_id: fold_option(trigger_id),
+        parent_deployment_id: fold_option(parent_deployment_id),
+        user_id: fold_option(user_id),
+    }
+}
+
+fn fold_option(text: &Option<String>) -> Option<String> {
+    text.as_deref().map(fold_case)
+}
+
+fn fold_all(texts: &[String]) -> Vec<String> {
+    texts.iter().map(|text| fold_case(text)).collect()
+}
+
+/// [`match_scope`] over folded forms: the same result, because two texts are the same
+/// ignoring case exactly when their folded forms are equal.
+pub(crate) fn match_folded_scope(
+    scope: &FoldedScope,
+    context: &FoldedContext,
+) -> Result<Specificity, UnmatchedDimension> {
+    match_fields(
+        scope.scoped_fields(),
+        &context.0,
+        Dimensions::All,
+        folded_texts_equal,
+    )
+}
+
+/// [`could_match_during_deployment`] over folded forms; `deployment` comes from
+/// [`FoldedContext::deployment_wide`].
+pub(crate) fn could_match_folded_during_deployment(
+    scope: &FoldedScope,
+    deployment: &FoldedContext,
+) -> Result<Specificity, UnmatchedDimension> {
+    match_fields(
+        scope.scoped_fields(),
+        &deployment.0,
+        Dimensions::DeploymentLevel,
+        folded_texts_equal,
+    )
+}
+
+fn folded_texts_equal(left: &str, right: &str) -> bool {
+    left == right
+}
+
+/// Which dimensions [`match_fields`] checks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dimensions {
+    /// Every scoped dimension must match.
+    All,
+    /// Per-action and per-target dimensions are skipped (see
+    /// [`could_match_during_deployment`]).
+    DeploymentLevel,
+}
+
+/// B2 and B3 over `fields`, comparing scope values with context values by `same`.
+fn match_fields<'a>(
+    fields: impl Iterator<Item = (&'a ScopeField, &'a [String])>,
+    context: &ScopeContext,
+    dimensions: Dimensions,
+    same: impl Fn(&str, &str) -> bool + Copy,
+) -> Result<Specificity, UnmatchedDimension> {
     let mut specificity = Specificity::UNSCOPED;
-    for (field, scope_values) in scope.scoped_fields() {
-        if is_per_action_or_target(field) {
+    for (field, scope_values) in fields {
+        if dimensions == Dimensions::DeploymentLevel && is_per_action_or_target(field) {
             continue;
         }
-        match match_dimension(field, scope_values, &context) {
+        match match_dimension(field, scope_values, context, same) {
             Some(dimension) => specificity.insert(dimension),
             None => return Err(UnmatchedDimension(field.clone())),
         }
@@ -301,11 +466,14 @@ fn match_dimension(
     field: &ScopeField,
     scope_values: &[String],
     context: &ScopeContext,
+    same: impl Fn(&str, &str) -> bool + Copy,
 ) -> Option<RankedDimension> {
     let deployment = &context.deployment;
+    let contains =
+        |values: &[String], context_value: &str| contains_by(values, context_value, same);
     let single = |context_value: Option<&String>, dimension: RankedDimension| {
         context_value
-            .filter(|context_value| contains_value(scope_values, context_value))
+            .filter(|context_value| contains(scope_values, context_value))
             .map(|_| dimension)
     };
     match field {
@@ -335,7 +503,7 @@ fn match_dimension(
             let any_tag_listed = tenant
                 .tenant_tags
                 .iter()
-                .any(|tag| contains_value(scope_values, tag));
+                .any(|tag| contains(scope_values, tag));
             any_tag_listed.then_some(RankedDimension::TenantTag)
         }
         ScopeField::Machine => single(
@@ -344,44 +512,39 @@ fn match_dimension(
         ),
         ScopeField::Action => {
             let action = context.action.as_ref()?;
-            let names_action = contains_value(scope_values, &action.action_id)
+            let names_action = contains(scope_values, &action.action_id)
                 || action
                     .step_id
                     .as_ref()
-                    .is_some_and(|step_id| contains_value(scope_values, step_id));
+                    .is_some_and(|step_id| contains(scope_values, step_id));
             names_action.then_some(RankedDimension::Action)
         }
         ScopeField::Role => {
-            let target = context.target.as_ref()?;
-            let matching_tags: Vec<&String> = target
-                .tags
-                .iter()
-                .filter(|tag| contains_value(scope_values, tag))
-                .collect();
-            if matching_tags.is_empty() {
-                return None;
-            }
             // B3 items 3 and 4: a matching tag that the step targets ranks higher than
             // one that is merely on the machine.
-            let targeted_by_step = context.action.as_ref().is_some_and(|action| {
-                matching_tags
-                    .iter()
-                    .any(|tag| contains_value(&action.targeted_tags, tag))
-            });
-            Some(if targeted_by_step {
-                RankedDimension::TargetTagTargetedByStep
-            } else {
-                RankedDimension::TargetTag
-            })
+            let target = context.target.as_ref()?;
+            let mut any_tag_matches = false;
+            for tag in target.tags.iter().filter(|tag| contains(scope_values, tag)) {
+                let targeted_by_step = context
+                    .action
+                    .as_ref()
+                    .is_some_and(|action| contains(&action.targeted_tags, tag));
+                if targeted_by_step {
+                    return Some(RankedDimension::TargetTagTargetedByStep);
+                }
+                any_tag_matches = true;
+            }
+            any_tag_matches.then_some(RankedDimension::TargetTag)
         }
         ScopeField::TargetRole => {
             // An explicit TargetRole scope only matches tags that are both on the machine
             // and targeted by the step.
             let target = context.target.as_ref()?;
             let action = context.action.as_ref()?;
-            let matches = target.tags.iter().any(|tag| {
-                contains_value(scope_values, tag) && contains_value(&action.targeted_tags, tag)
-            });
+            let matches = target
+                .tags
+                .iter()
+                .any(|tag| contains(scope_values, tag) && contains(&action.targeted_tags, tag));
             matches.then_some(RankedDimension::TargetTagTargetedByStep)
         }
         // Private values are the server's own (system variables are ranked Private by the
@@ -390,20 +553,156 @@ fn match_dimension(
     }
 }
 
-/// Case-insensitive membership, ignoring empty scope entries.
-pub(crate) fn contains_value(scope_values: &[String], context_value: &str) -> bool {
+/// Membership by `same`, ignoring empty context values (so an empty scope entry never
+/// matches).
+fn contains_by(
+    scope_values: &[String],
+    context_value: &str,
+    same: impl Fn(&str, &str) -> bool,
+) -> bool {
     !context_value.is_empty()
         && scope_values
             .iter()
-            .any(|scope_value| same_text_ignoring_case(scope_value, context_value))
+            .any(|scope_value| same(scope_value, context_value))
 }
 
-/// Case-insensitive equality, the same folding the template crate uses for names.
+/// Case-insensitive equality, the same folding the template crate uses for names:
+/// `fold_case(left) == fold_case(right)`, without allocating.
+///
+/// This is the inner loop of scope matching (every scope value against every context id),
+/// so the common cases are cheap: texts equal up to ASCII case are equal whatever else
+/// they contain, and two differing all-ASCII texts cannot fold to the same text because
+/// ASCII characters lowercase to ASCII. Only a non-ASCII text that differs byte-wise takes
+/// the Unicode lowercase walk, still without building `String`s.
 pub(crate) fn same_text_ignoring_case(left: &str, right: &str) -> bool {
-    left == right || left.eq_ignore_ascii_case(right) || fold_case(left) == fold_case(right)
+    if left.eq_ignore_ascii_case(right) {
+        return true;
+    }
+    if left.is_ascii() && right.is_ascii() {
+        return false;
+    }
+    left.chars()
+        .flat_map(char::to_lowercase)
+        .eq(right.chars().flat_map(char::to_lowercase))
 }
 
-/// Folds letter case for use as a map key.
+/// Folds letter case for use as a map key: the Unicode lowercase of every character.
 pub(crate) fn fold_case(text: &str) -> String {
+    if text.is_ascii() {
+        return text.to_ascii_lowercase();
+    }
     text.chars().flat_map(char::to_lowercase).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXTS: [&str; 16] = [
+        "",
+        "k",
+        "K",
+        "\u{212A}", // KELVIN SIGN, folds to "k"
+        "Machines-1",
+        "MACHINES-1",
+        "Machines-12",
+        "Straße",
+        "STRASSE",
+        "straße",
+        "İstanbul", // folds to "i\u{307}stanbul", longer than the original
+        "i\u{307}stanbul",
+        "istanbul",
+        "ΣΊΣΥΦΟΣ",
+        "σίσυφοσ",
+        "web-\u{212A}",
+    ];
+
+    #[test]
+    fn ignoring_case_is_equality_of_folded_texts() {
+        for left in TEXTS {
+            assert_eq!(
+                fold_case(left),
+                left.chars()
+                    .flat_map(char::to_lowercase)
+                    .collect::<String>()
+            );
+            for right in TEXTS {
+                assert_eq!(
+                    same_text_ignoring_case(left, right),
+                    fold_case(left) == fold_case(right),
+                    "{left:?} vs {right:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn folded_matching_agrees_with_matching() {
+        let fields = [
+            ScopeField::Environment,
+            ScopeField::Machine,
+            ScopeField::Role,
+            ScopeField::TargetRole,
+            ScopeField::Action,
+            ScopeField::TenantTag,
+            ScopeField::Tenant,
+        ];
+        let contexts: Vec<ScopeContext> = TEXTS
+            .iter()
+            .zip(TEXTS.iter().rev())
+            .map(|(one, other)| {
+                let deployment = DeploymentScope {
+                    environment_id: Some(one.to_string()),
+                    tenant: Some(TenantScope {
+                        tenant_id: other.to_string(),
+                        tenant_tags: vec![one.to_string(), "Tier/Gold".to_string()],
+                    }),
+                    ..DeploymentScope::default()
+                };
+                ScopeContext::for_action(
+                    deployment,
+                    ActionScope {
+                        action_id: other.to_string(),
+                        step_id: Some(one.to_string()),
+                        targeted_tags: vec![one.to_string()],
+                    },
+                    Some(TargetScope {
+                        machine_id: one.to_string(),
+                        tags: vec![other.to_string(), one.to_string()],
+                    }),
+                )
+            })
+            .collect();
+        let mut matched = 0;
+        for (field_index, field) in fields.iter().enumerate() {
+            for (text_index, text) in TEXTS.iter().enumerate() {
+                let other_field = &fields[(field_index + 1) % fields.len()];
+                let other_text = TEXTS[(text_index + 3) % TEXTS.len()];
+                let scope = ScopeSpecification::new()
+                    .with(field.clone(), &[text])
+                    .with(other_field.clone(), &[other_text, "tier/GOLD"]);
+                let folded_scope = FoldedScope::new(&scope);
+                for context in &contexts {
+                    let folded_context = FoldedContext::new(context);
+                    let outcome = match_scope(&scope, context);
+                    matched += usize::from(outcome.is_ok());
+                    assert_eq!(
+                        match_folded_scope(&folded_scope, &folded_context),
+                        outcome,
+                        "{scope:?} in {context:?}"
+                    );
+                    assert_eq!(
+                        could_match_folded_during_deployment(
+                            &folded_scope,
+                            &FoldedContext::deployment_wide(&context.deployment)
+                        ),
+                        could_match_during_deployment(&scope, &context.deployment),
+                        "{scope:?} in {context:?}"
+                    );
+                }
+            }
+        }
+        // The comparison is not vacuous: plenty of cases match, across case differences.
+        assert!(matched > 50, "{matched} matches");
+    }
 }

@@ -16,12 +16,23 @@
 //! prompted variable's value, so [`crate::prompts`] rewrites the candidate in place and it
 //! keeps its scope and origin.
 //!
+//! Each name is case-folded once, when its value is added, and the candidates are grouped
+//! by folded name then and there (groups in definition order, each in tie-break order), so
+//! resolving the same sources for many contexts (one per action and target) does not redo
+//! that work per context. Every method that adds or removes candidates regroups; answering
+//! prompts only replaces values, which the grouping does not depend on.
+//!
 //! What this module does not do: read any store (the caller hands in the sets, already
 //! snapshotted for the release) or decrypt sensitive values.
+
+use std::sync::Arc;
+
+use indexmap::IndexMap;
 
 use crate::model::{
     ScopeField, ScopeSpecification, Variable, VariablePrompt, VariableSet, VariableType,
 };
+use crate::scope::{FoldedScope, fold_case};
 
 /// The kind of source a value comes from, in the B4 manifest order. Earlier kinds win ties.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -125,16 +136,33 @@ impl ScopedValue {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum CandidateScope {
     /// A normal scope, matched with B2 and ranked with B3.
-    Specified(ScopeSpecification),
+    Specified {
+        /// As given; kept so that sources compare equal exactly when their scopes do.
+        scope: ScopeSpecification,
+        /// The same scope folded once, when added; what resolution matches.
+        folded: FoldedScope,
+    },
     /// A system variable: always matches and ranks as `Private`, which the blog formula puts
     /// above every user-settable dimension ("allows inbuilt vars to override user ones").
     System,
+}
+
+impl CandidateScope {
+    fn specified(scope: ScopeSpecification) -> Self {
+        CandidateScope::Specified {
+            folded: FoldedScope::new(&scope),
+            scope,
+        }
+    }
 }
 
 /// One candidate value of a name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Candidate {
     pub(crate) name: String,
+    /// `name` case-folded ([`fold_case`]) once, when the value was added: the grouping key,
+    /// shared with [`VariableSources`]'s groups and with resolved results.
+    pub(crate) folded_name: Arc<str>,
     pub(crate) value: Option<String>,
     pub(crate) is_sensitive: bool,
     pub(crate) variable_type: VariableType,
@@ -150,8 +178,12 @@ pub(crate) struct Candidate {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct VariableSources {
     /// Kept sorted by origin, so iteration order is tie-break order and names appear in
-    /// definition order.
-    pub(crate) candidates: Vec<Candidate>,
+    /// definition order. Only the methods of this module may add, remove, reorder or rename
+    /// candidates, because `groups` is derived from them.
+    candidates: Vec<Candidate>,
+    /// Indices into `candidates` by folded name: names in definition order, each list in
+    /// tie-break order. Rebuilt by `candidates_changed` after every addition or removal.
+    groups: IndexMap<Arc<str>, Vec<usize>>,
     library_sets_added: usize,
     project_sets_added: usize,
 }
@@ -208,6 +240,7 @@ impl VariableSources {
         let start = self.count_of_kind(OriginKind::SystemVariable);
         for (offset, (name, value)) in variables.into_iter().enumerate() {
             self.candidates.push(Candidate {
+                folded_name: fold_case(&name).into(),
                 name,
                 value: Some(value),
                 is_sensitive: false,
@@ -223,7 +256,7 @@ impl VariableSources {
                 },
             });
         }
-        self.sort_candidates();
+        self.candidates_changed();
         self
     }
 
@@ -246,6 +279,7 @@ impl VariableSources {
     ) -> &mut Self {
         self.candidates
             .retain(|candidate| candidate.origin.kind != OriginKind::OutputVariable);
+        // Regroups even when `values` is empty (`add_output_variables` always does).
         self.add_output_variables(values)
     }
 
@@ -257,6 +291,49 @@ impl VariableSources {
     /// True when there are no candidates.
     pub fn is_empty(&self) -> bool {
         self.candidates.is_empty()
+    }
+
+    /// Number of distinct names (compared case-insensitively).
+    pub(crate) fn name_count(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// The candidates grouped by folded name: groups in definition order, each group in
+    /// tie-break order. Precomputed, so this neither folds nor hashes.
+    pub(crate) fn name_groups(
+        &self,
+    ) -> impl Iterator<Item = (&Arc<str>, impl Iterator<Item = &Candidate> + Clone)> {
+        self.groups.iter().map(|(folded_name, indices)| {
+            (
+                folded_name,
+                indices.iter().map(|&index| &self.candidates[index]),
+            )
+        })
+    }
+
+    /// The candidates of `name` (case-insensitively), in tie-break order.
+    pub(crate) fn candidates_named(&self, name: &str) -> impl Iterator<Item = &Candidate> {
+        self.groups
+            .get(fold_case(name).as_str())
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .map(|&index| &self.candidates[index])
+    }
+
+    /// Calls `change` on each candidate of `name` (case-insensitively), in tie-break order.
+    /// `change` may replace the value and flags, but must not touch the name or origin,
+    /// which the grouping depends on.
+    pub(crate) fn change_candidates_named(
+        &mut self,
+        name: &str,
+        mut change: impl FnMut(&mut Candidate),
+    ) {
+        let Some(indices) = self.groups.get(fold_case(name).as_str()) else {
+            return;
+        };
+        for &index in indices {
+            change(&mut self.candidates[index]);
+        }
     }
 
     fn add_set(&mut self, set: &VariableSet, kind: OriginKind, set_position: usize) {
@@ -272,7 +349,7 @@ impl VariableSources {
                 },
             ));
         }
-        self.sort_candidates();
+        self.candidates_changed();
     }
 
     fn add_scoped_values(
@@ -283,6 +360,7 @@ impl VariableSources {
         let start = self.count_of_kind(kind);
         for (offset, scoped_value) in values.into_iter().enumerate() {
             self.candidates.push(Candidate {
+                folded_name: fold_case(&scoped_value.name).into(),
                 name: scoped_value.name,
                 value: Some(scoped_value.value),
                 is_sensitive: scoped_value.is_sensitive,
@@ -291,7 +369,7 @@ impl VariableSources {
                 } else {
                     VariableType::String
                 },
-                scope: CandidateScope::Specified(scoped_value.scope),
+                scope: CandidateScope::specified(scoped_value.scope),
                 prompt: None,
                 origin: ValueOrigin {
                     kind,
@@ -302,7 +380,7 @@ impl VariableSources {
                 },
             });
         }
-        self.sort_candidates();
+        self.candidates_changed();
     }
 
     fn count_of_kind(&self, kind: OriginKind) -> usize {
@@ -312,21 +390,37 @@ impl VariableSources {
             .count()
     }
 
-    fn sort_candidates(&mut self) {
+    /// Restores the invariants after candidates were added or removed: sorted by origin,
+    /// and grouped by folded name.
+    fn candidates_changed(&mut self) {
         // Stable, so equal keys (which only happen if a caller adds the same set twice)
         // keep their insertion order.
         self.candidates
             .sort_by(|left, right| left.origin.cmp(&right.origin));
+        self.groups = group_by_folded_name(&self.candidates);
     }
+}
+
+/// Candidate indices by folded name, names in order of first appearance.
+fn group_by_folded_name(candidates: &[Candidate]) -> IndexMap<Arc<str>, Vec<usize>> {
+    let mut groups: IndexMap<Arc<str>, Vec<usize>> = IndexMap::new();
+    for (index, candidate) in candidates.iter().enumerate() {
+        groups
+            .entry(Arc::clone(&candidate.folded_name))
+            .or_default()
+            .push(index);
+    }
+    groups
 }
 
 fn candidate_from_variable(variable: &Variable, origin: ValueOrigin) -> Candidate {
     Candidate {
         name: variable.name.clone(),
+        folded_name: fold_case(&variable.name).into(),
         value: variable.value.clone(),
         is_sensitive: variable.is_secret(),
         variable_type: variable.variable_type.clone(),
-        scope: CandidateScope::Specified(variable.scope.clone()),
+        scope: CandidateScope::specified(variable.scope.clone()),
         prompt: variable.prompt.clone(),
         origin,
     }
@@ -334,4 +428,108 @@ fn candidate_from_variable(variable: &Variable, origin: ValueOrigin) -> Candidat
 
 fn non_empty(text: &str) -> Option<String> {
     (!text.is_empty()).then(|| text.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The grouping as it would be computed from scratch, by folding every name again.
+    fn regrouped(sources: &VariableSources) -> Vec<(String, Vec<ValueOrigin>)> {
+        let mut groups: IndexMap<String, Vec<ValueOrigin>> = IndexMap::new();
+        for candidate in &sources.candidates {
+            groups
+                .entry(fold_case(&candidate.name))
+                .or_default()
+                .push(candidate.origin.clone());
+        }
+        groups.into_iter().collect()
+    }
+
+    fn cached(sources: &VariableSources) -> Vec<(String, Vec<ValueOrigin>)> {
+        sources
+            .name_groups()
+            .map(|(folded_name, group)| {
+                (
+                    folded_name.to_string(),
+                    group.map(|candidate| candidate.origin.clone()).collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn grouping_follows_every_change_to_the_candidates() {
+        let library = VariableSet {
+            variables: vec![
+                Variable::new("Shared", "library"),
+                Variable::new("ÄRGER", "library"),
+            ],
+            ..VariableSet::default()
+        };
+        let project = VariableSet {
+            variables: vec![
+                Variable::new("shared", "project"),
+                Variable::new("Ärger", "project"),
+                Variable::new("Own", "project"),
+            ],
+            ..VariableSet::default()
+        };
+        let mut sources = VariableSources::new();
+        assert_eq!(cached(&sources), regrouped(&sources));
+
+        // Library before project: sorting moves the project values first.
+        sources.add_library_variable_set(&library);
+        assert_eq!(cached(&sources), regrouped(&sources));
+        sources.add_project_variables(&project);
+        assert_eq!(cached(&sources), regrouped(&sources));
+        assert_eq!(sources.name_count(), 3);
+
+        sources.add_output_variables([ScopedValue::unscoped("OWN", "output", false)]);
+        sources.add_system_variables([("Octopus.Environment.Name".to_string(), "Dev".to_string())]);
+        sources.add_tenant_variables([ScopedValue::tenant_variable(
+            "Tenants-1",
+            &[],
+            "shared",
+            "tenant",
+            false,
+        )]);
+        assert_eq!(cached(&sources), regrouped(&sources));
+        assert_eq!(sources.name_count(), 4);
+
+        sources.replace_output_variables([ScopedValue::unscoped("Later", "output", false)]);
+        assert_eq!(cached(&sources), regrouped(&sources));
+        sources.replace_output_variables([]);
+        assert_eq!(cached(&sources), regrouped(&sources));
+        assert_eq!(sources.name_count(), 4);
+
+        let named: Vec<&str> = sources
+            .candidates_named("äRGER")
+            .filter_map(|candidate| candidate.value.as_deref())
+            .collect();
+        assert_eq!(named, ["project", "library"]);
+    }
+
+    #[test]
+    fn sources_compare_by_their_scopes_as_given() {
+        let with_environment = |environment: &str| {
+            let mut sources = VariableSources::new();
+            sources.add_project_variables(&VariableSet {
+                variables: vec![
+                    Variable::new("Name", "value").scoped(ScopeField::Environment, &[environment]),
+                ],
+                ..VariableSet::default()
+            });
+            sources
+        };
+        assert_eq!(
+            with_environment("Environments-1"),
+            with_environment("Environments-1")
+        );
+        // Folding is for matching only: differently spelled scopes are different sources.
+        assert_ne!(
+            with_environment("Environments-1"),
+            with_environment("ENVIRONMENTS-1")
+        );
+    }
 }
