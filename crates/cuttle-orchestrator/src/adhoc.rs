@@ -23,7 +23,9 @@ use crate::transport::{TargetAddress, Transports};
 /// The task name of an ad-hoc script, as Octopus names it.
 pub const AD_HOC_SCRIPT_TASK: &str = "AdHocScript";
 
-const PARALLEL_TARGETS: usize = 32;
+/// How many targets one script runs on at once. High enough that a fan-out to a fleet is one
+/// wave; each target costs the server only a few polls.
+const PARALLEL_TARGETS: usize = 256;
 
 pub struct AdHocScriptHandler {
     transports: Transports,

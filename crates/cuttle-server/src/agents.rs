@@ -131,17 +131,30 @@ impl<C: AgentCalls> Transport for AgentTransport<C> {
     }
 }
 
+/// One listening agent's connection, dialled at most once at a time.
+type ConnectionSlot = Arc<tokio::sync::Mutex<Option<AgentConnection>>>;
+
 /// Reaches listening agents: dials each once and keeps the connection.
 pub struct ListeningAgents {
     identity: Identity,
-    connections: tokio::sync::Mutex<HashMap<(String, String), AgentConnection>>,
+    /// One slot per agent (address and pinned thumbprint). Each slot has its own lock, so
+    /// concurrent calls to one agent share one dial while different agents are dialled at once.
+    slots: Mutex<HashMap<(String, String), ConnectionSlot>>,
 }
 
 impl ListeningAgents {
     pub fn new(identity: Identity) -> ListeningAgents {
         ListeningAgents {
             identity,
-            connections: tokio::sync::Mutex::new(HashMap::new()),
+            slots: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn slot(&self, key: (String, String)) -> ConnectionSlot {
+        match self.slots.lock() {
+            Ok(mut slots) => Arc::clone(slots.entry(key).or_default()),
+            // A poisoned map only loses sharing: dial without it.
+            Err(_) => Arc::default(),
         }
     }
 }
@@ -155,14 +168,10 @@ impl AgentCalls for ListeningAgents {
                 message: "it is not a listening agent".to_owned(),
             });
         };
-        let key = (uri.clone(), thumbprint.clone());
-        // One dial at a time per server: concurrent callers then share the new connection.
-        let mut connections = self.connections.lock().await;
-        if let Some(connection) = connections
-            .get(&key)
-            .filter(|connection| !connection.is_closed())
-        {
-            return Ok(connection.clone());
+        let slot = self.slot((uri.clone(), thumbprint.clone()));
+        let mut connection = slot.lock().await;
+        if let Some(open) = connection.as_ref().filter(|open| !open.is_closed()) {
+            return Ok(open.clone());
         }
         let tls = cuttle_pki::client_config(&self.identity, vec![thumbprint.clone()]).map_err(
             |error| TransportError::Unusable {
@@ -170,12 +179,12 @@ impl AgentCalls for ListeningAgents {
                 message: error.to_string(),
             },
         )?;
-        let connection = AgentConnection::connect_listening(uri, tls)
+        let dialled = AgentConnection::connect_listening(uri, tls)
             .await
             .map_err(|error| transport_error(target, error))?
             .with_label(&target.name);
-        connections.insert(key, connection.clone());
-        Ok(connection)
+        *connection = Some(dialled.clone());
+        Ok(dialled)
     }
 }
 

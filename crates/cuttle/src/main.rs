@@ -40,7 +40,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         // The template engine is pure: no runtime needed.
         Command::Template(command) => template::run(command),
-        Command::Agent(arguments) => run_async(agent::run(arguments)).map(|()| ExitCode::SUCCESS),
+        // The agent waits on sockets and child processes; one thread does that and keeps an
+        // idle agent small.
+        Command::Agent(arguments) => {
+            run_on_one_thread(agent::run(arguments)).map(|()| ExitCode::SUCCESS)
+        }
         // Builds its own runtime: its exit code says whether it wrote an error record.
         Command::Exec(arguments) => exec::run(arguments),
         Command::Server(arguments) => run_async(server::run(arguments)).map(|()| ExitCode::SUCCESS),
@@ -54,6 +58,17 @@ fn main() -> ExitCode {
 /// Runs a future to completion on a multi-threaded runtime.
 fn run_async(future: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| anyhow::anyhow!("start the async runtime: {error}"))?;
+    runtime.block_on(future)
+}
+
+/// Runs a future on a single-threaded runtime.
+fn run_on_one_thread(
+    future: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|error| anyhow::anyhow!("start the async runtime: {error}"))?;
