@@ -115,11 +115,28 @@ impl MasterKey {
                 let mut bytes = Zeroizing::new([0u8; KEY_BYTES]);
                 rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, bytes.as_mut());
                 let text = Zeroizing::new(BASE64.encode(bytes.as_ref()));
-                write_private_file(&path, text.as_bytes()).map_err(file_error)?;
-                Ok((
-                    MasterKey::from_bytes(bytes.as_ref())?,
-                    KeySource::CreatedFile(path),
-                ))
+                // Written whole to a private temporary file, then linked into place: the link
+                // fails if another process got there first, and then its key, complete by
+                // then, is the one to use.
+                let temporary = data_directory.join(format!(
+                    ".{MASTER_KEY_FILE_NAME}.{:016x}.tmp",
+                    rand::random::<u64>()
+                ));
+                write_private_file(&temporary, text.as_bytes()).map_err(file_error)?;
+                let linked = std::fs::hard_link(&temporary, &path);
+                let _removed = std::fs::remove_file(&temporary);
+                match linked {
+                    Ok(()) => Ok((
+                        MasterKey::from_bytes(bytes.as_ref())?,
+                        KeySource::CreatedFile(path),
+                    )),
+                    Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                        let text = std::fs::read_to_string(&path).map_err(file_error)?;
+                        check_private(&path)?;
+                        Ok((MasterKey::from_text(&text)?, KeySource::ExistingFile(path)))
+                    }
+                    Err(error) => Err(file_error(error)),
+                }
             }
             Err(error) => Err(file_error(error)),
         }
@@ -287,6 +304,31 @@ mod tests {
                 Err(SecretError::KeyFileTooOpen { .. })
             ));
         }
+    }
+
+    #[test]
+    fn processes_creating_the_key_at_once_agree_on_one() {
+        let directory = tempfile::tempdir().unwrap();
+        let sealed: Vec<String> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..8)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let (key, _) = MasterKey::load_or_create(None, directory.path()).unwrap();
+                        key.seal("shared")
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|worker| worker.join().unwrap())
+                .collect()
+        });
+        let (key, _) = MasterKey::load_or_create(None, directory.path()).unwrap();
+        for value in sealed {
+            assert_eq!(key.open(&value).unwrap().as_str(), "shared");
+        }
+        let leftovers = std::fs::read_dir(directory.path()).unwrap().count();
+        assert_eq!(leftovers, 1, "only master.key remains");
     }
 
     #[test]
