@@ -212,7 +212,7 @@ impl TaskRunner {
                         tracing::warn!(task_id, "stopped running the task: {lost}");
                         return;
                     }
-                    () = flush_log => unreachable_flush(),
+                    never = flush_log => match never {},
                 }
             }
         };
@@ -309,18 +309,13 @@ impl TaskRunner {
 const CANCEL_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Flushes the context's log every few hundred milliseconds, forever.
-async fn periodic_flush(context: &TaskContext) {
+async fn periodic_flush(context: &TaskContext) -> std::convert::Infallible {
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
         if let Err(error) = context.flush_log().await {
             tracing::warn!("failed to write task log lines: {error}");
         }
     }
-}
-
-fn unreachable_flush() -> TaskOutcome {
-    // `periodic_flush` never returns; this keeps the select's arms typed alike.
-    TaskOutcome::Failed("the log writer stopped".to_owned())
 }
 
 fn lease_as_chrono(duration: Duration) -> chrono::Duration {

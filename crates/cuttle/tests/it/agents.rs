@@ -92,6 +92,32 @@ fn run_agent(home: &Path, ready_prefix: &str) -> RunningAgent {
     }
 }
 
+/// Registers a listening agent in `home` as target `name` (role `web`, in Production) on a
+/// free port; returns what `cuttle agent register` printed.
+fn register_listening(server: &TestServer, home: &Path, name: &str) -> String {
+    let port = free_port().to_string();
+    agent_command(
+        home,
+        &[
+            "register",
+            "--server",
+            &server.base_url,
+            "--api-key",
+            TEST_API_KEY,
+            "--name",
+            name,
+            "--environment",
+            "Production",
+            "--role",
+            "web",
+            "--listen-port",
+            &port,
+            "--public-hostname",
+            "127.0.0.1",
+        ],
+    )
+}
+
 async fn production(server: &TestServer) -> Environment {
     server
         .client
@@ -156,27 +182,7 @@ async fn a_listening_agent_registers_checks_healthy_and_runs_scripts() {
     let server = server().await;
     production(&server).await;
     let home = tempfile::tempdir().unwrap();
-    let port = free_port().to_string();
-    let registered = agent_command(
-        home.path(),
-        &[
-            "register",
-            "--server",
-            &server.base_url,
-            "--api-key",
-            TEST_API_KEY,
-            "--name",
-            "web01",
-            "--environment",
-            "Production",
-            "--role",
-            "web",
-            "--listen-port",
-            &port,
-            "--public-hostname",
-            "127.0.0.1",
-        ],
-    );
+    let registered = register_listening(&server, home.path(), "web01");
     assert!(registered.contains("Machines-"), "{registered}");
     let target = target_named(&server, "web01").await;
     let agent_thumbprint = agent_command(home.path(), &["show-thumbprint"]);
@@ -288,27 +294,7 @@ async fn a_stopped_agent_is_unavailable_and_a_wrong_thumbprint_is_refused() {
     let server = server().await;
     production(&server).await;
     let home = tempfile::tempdir().unwrap();
-    let port = free_port().to_string();
-    agent_command(
-        home.path(),
-        &[
-            "register",
-            "--server",
-            &server.base_url,
-            "--api-key",
-            TEST_API_KEY,
-            "--name",
-            "web02",
-            "--environment",
-            "Production",
-            "--role",
-            "web",
-            "--listen-port",
-            &port,
-            "--public-hostname",
-            "127.0.0.1",
-        ],
-    );
+    register_listening(&server, home.path(), "web02");
     let target = target_named(&server, "web02").await;
     // Nothing runs the agent: the target cannot be reached.
     let health = start_task(
@@ -380,27 +366,7 @@ async fn machine_policies_schedule_health_checks_and_run_their_scripts() {
         .unwrap();
 
     let home = tempfile::tempdir().unwrap();
-    let port = free_port().to_string();
-    agent_command(
-        home.path(),
-        &[
-            "register",
-            "--server",
-            &server.base_url,
-            "--api-key",
-            TEST_API_KEY,
-            "--name",
-            "web03",
-            "--environment",
-            "Production",
-            "--role",
-            "web",
-            "--listen-port",
-            &port,
-            "--public-hostname",
-            "127.0.0.1",
-        ],
-    );
+    register_listening(&server, home.path(), "web03");
     let target = target_named(&server, "web03").await;
     assert_eq!(
         target.machine_policy_id.as_deref(),

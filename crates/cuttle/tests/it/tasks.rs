@@ -331,7 +331,9 @@ async fn a_server_restart_never_leaves_a_task_executing() {
     server.restart().unwrap();
     let finished = wait_for_task(&server, &created.id).await;
     let log = raw_log(&server, &created.id).await;
-    assert!(finished.is_completed);
+    // The script's process died with the server: the task ends Failed, and says why.
+    assert_eq!(finished.state, "Failed", "{log}");
+    assert!(!finished.error_message.is_empty(), "{log}");
     assert!(
         log.contains("first"),
         "a line shown before the restart was lost: {log}"
