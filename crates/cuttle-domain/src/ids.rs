@@ -30,11 +30,20 @@ pub enum ResourceKind {
     Account,
     /// How and how often targets are health-checked.
     MachinePolicy,
+    /// A project's deployment process, or a release's snapshot of one; ids are derived
+    /// (`deploymentprocess-Projects-1`), never allocated.
+    DeploymentProcess,
+    /// A project's release: a version with snapshots of the process and the variables.
+    Release,
+    /// A release deployed to one environment; its work is a server task.
+    Deployment,
+    /// A task waiting for a person: guided failure or manual intervention.
+    Interruption,
 }
 
 impl ResourceKind {
     /// All kinds, for lookups by prefix or name.
-    pub const ALL: [ResourceKind; 16] = [
+    pub const ALL: [ResourceKind; 20] = [
         ResourceKind::Space,
         ResourceKind::Environment,
         ResourceKind::Lifecycle,
@@ -51,6 +60,10 @@ impl ResourceKind {
         ResourceKind::Task,
         ResourceKind::Account,
         ResourceKind::MachinePolicy,
+        ResourceKind::DeploymentProcess,
+        ResourceKind::Release,
+        ResourceKind::Deployment,
+        ResourceKind::Interruption,
     ];
 
     /// The id prefix, which is also Octopus's collection name.
@@ -72,6 +85,10 @@ impl ResourceKind {
             ResourceKind::Task => "ServerTasks",
             ResourceKind::Account => "Accounts",
             ResourceKind::MachinePolicy => "MachinePolicies",
+            ResourceKind::DeploymentProcess => "deploymentprocess",
+            ResourceKind::Release => "Releases",
+            ResourceKind::Deployment => "Deployments",
+            ResourceKind::Interruption => "Interruptions",
         }
     }
 
@@ -94,6 +111,10 @@ impl ResourceKind {
             ResourceKind::Task => "Task",
             ResourceKind::Account => "Account",
             ResourceKind::MachinePolicy => "MachinePolicy",
+            ResourceKind::DeploymentProcess => "DeploymentProcess",
+            ResourceKind::Release => "Release",
+            ResourceKind::Deployment => "Deployment",
+            ResourceKind::Interruption => "Interruption",
         }
     }
 
@@ -116,6 +137,10 @@ impl ResourceKind {
             ResourceKind::Task => "task",
             ResourceKind::Account => "account",
             ResourceKind::MachinePolicy => "machine policy",
+            ResourceKind::DeploymentProcess => "deployment process",
+            ResourceKind::Release => "release",
+            ResourceKind::Deployment => "deployment",
+            ResourceKind::Interruption => "interruption",
         }
     }
 

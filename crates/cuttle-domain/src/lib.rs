@@ -11,9 +11,19 @@
 //! (ids, health status) are overwritten by the server, never trusted from a request.
 
 pub mod ids;
+pub mod pipeline;
+pub mod process;
 pub mod resources;
 pub mod validation;
 
 pub use ids::{ResourceKind, parse_resource_id};
+pub use pipeline::{
+    Defect, Deployment, FormElement, Interruption, InterruptionForm, InterruptionType, Release,
+    SelectedPackage,
+};
+pub use process::{
+    DeploymentAction, DeploymentProcess, DeploymentStep, PackageRequirement, StartTrigger,
+    StepCondition,
+};
 pub use resources::*;
 pub use validation::{FieldError, Reference, Resource, slugify, validate_name};

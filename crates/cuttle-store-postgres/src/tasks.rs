@@ -16,11 +16,11 @@ const TASK_COLUMNS_QUALIFIED: &str = "tasks.id, tasks.space_id, tasks.name, task
      tasks.queue_time_expiry, tasks.start_time, tasks.completed_time, tasks.last_updated_time, \
      tasks.error_message, tasks.has_warnings_or_errors, tasks.has_pending_interruptions, \
      tasks.cancel_requested, tasks.claimed_by, tasks.lease_expires, tasks.lease_generation, \
-     tasks.progress";
+     tasks.progress, tasks.concurrency_tag";
 const TASK_COLUMNS: &str = "id, space_id, name, description, state, arguments, project_id, environment_id, \
      queue_time, queue_time_expiry, start_time, completed_time, last_updated_time, error_message, \
      has_warnings_or_errors, has_pending_interruptions, cancel_requested, claimed_by, lease_expires, \
-     lease_generation, progress";
+     lease_generation, progress, concurrency_tag";
 
 fn json_column(row: &PgRow, column: &str) -> Result<serde_json::Value, StoreError> {
     let Json(value): Json<serde_json::Value> = row.try_get(column).map_err(database_error)?;
@@ -57,6 +57,7 @@ fn task_from_row(row: &PgRow) -> Result<TaskRecord, StoreError> {
         lease_expires: row.try_get("lease_expires").map_err(database_error)?,
         lease_generation: row.try_get("lease_generation").map_err(database_error)?,
         progress: json_column(row, "progress")?,
+        concurrency_tag: row.try_get("concurrency_tag").map_err(database_error)?,
     })
 }
 
@@ -65,9 +66,10 @@ pub(crate) async fn insert_task(writer: &PgPool, task: &TaskRecord) -> Result<()
         "INSERT INTO tasks (id, space_id, name, description, state, arguments, project_id,
              environment_id, queue_time, queue_time_expiry, start_time, completed_time,
              last_updated_time, error_message, has_warnings_or_errors, has_pending_interruptions,
-             cancel_requested, claimed_by, lease_expires, lease_generation, progress)
+             cancel_requested, claimed_by, lease_expires, lease_generation, progress,
+             concurrency_tag)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-             $19, $20, $21)",
+             $19, $20, $21, $22)",
     )
     .bind(&task.id)
     .bind(&task.space_id)
@@ -90,6 +92,7 @@ pub(crate) async fn insert_task(writer: &PgPool, task: &TaskRecord) -> Result<()
     .bind(task.lease_expires)
     .bind(task.lease_generation)
     .bind(Json(&task.progress))
+    .bind(&task.concurrency_tag)
     .execute(writer)
     .await
     .map_err(database_error)?;
@@ -172,6 +175,9 @@ pub(crate) async fn list_tasks(
     Ok((total, tasks))
 }
 
+/// The advisory lock claims take in turn (any constant unique to Cuttle).
+const CLAIM_LOCK_KEY: i64 = 0x4375_7474_6c65;
+
 pub(crate) async fn claim_task(
     writer: &PgPool,
     node: &str,
@@ -179,6 +185,14 @@ pub(crate) async fn claim_task(
     lease_until: DateTime<Utc>,
 ) -> Result<Option<ClaimedTask>, StoreError> {
     let mut transaction = writer.begin().await.map_err(database_error)?;
+    // Claims take turns across nodes: under READ COMMITTED two claims could otherwise both
+    // see no running task with a concurrency tag and start two at once. A claim is a few
+    // milliseconds, so the turn costs little.
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(CLAIM_LOCK_KEY)
+        .execute(&mut *transaction)
+        .await
+        .map_err(database_error)?;
     sqlx::query(
         "UPDATE tasks SET state = 'TimedOut', completed_time = $1, last_updated_time = $1,
              error_message = 'The task was not started before its queue time expired.'
@@ -191,7 +205,11 @@ pub(crate) async fn claim_task(
     let row = sqlx::query(&format!(
         "WITH candidate AS (
              SELECT id FROM tasks
-             WHERE (state = 'Queued' AND queue_time <= $3)
+             WHERE (state = 'Queued' AND queue_time <= $3
+                    AND (concurrency_tag IS NULL OR NOT EXISTS (
+                        SELECT 1 FROM tasks AS running
+                        WHERE running.concurrency_tag = tasks.concurrency_tag
+                          AND running.state IN ('Executing', 'Cancelling'))))
                 OR (state IN ('Executing', 'Cancelling') AND (lease_expires IS NULL OR lease_expires < $3))
              ORDER BY queue_time, id
              LIMIT 1

@@ -15,7 +15,7 @@ const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
 const TASK_COLUMNS: &str = "id, space_id, name, description, state, arguments, project_id, environment_id, \
      queue_time, queue_time_expiry, start_time, completed_time, last_updated_time, error_message, \
      has_warnings_or_errors, has_pending_interruptions, cancel_requested, claimed_by, lease_expires, \
-     lease_generation, progress";
+     lease_generation, progress, concurrency_tag";
 
 pub(crate) fn time_text(time: DateTime<Utc>) -> String {
     time.format(TIME_FORMAT).to_string()
@@ -71,6 +71,7 @@ fn task_from_row(row: &SqliteRow) -> Result<TaskRecord, StoreError> {
         lease_expires: optional_time(row, "lease_expires")?,
         lease_generation: row.try_get("lease_generation").map_err(database_error)?,
         progress: json_column(row, "progress")?,
+        concurrency_tag: row.try_get("concurrency_tag").map_err(database_error)?,
     })
 }
 
@@ -79,9 +80,10 @@ pub(crate) async fn insert_task(writer: &SqlitePool, task: &TaskRecord) -> Resul
         "INSERT INTO tasks (id, space_id, name, description, state, arguments, project_id,
              environment_id, queue_time, queue_time_expiry, start_time, completed_time,
              last_updated_time, error_message, has_warnings_or_errors, has_pending_interruptions,
-             cancel_requested, claimed_by, lease_expires, lease_generation, progress)
+             cancel_requested, claimed_by, lease_expires, lease_generation, progress,
+             concurrency_tag)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-             ?19, ?20, ?21)",
+             ?19, ?20, ?21, ?22)",
     )
     .bind(&task.id)
     .bind(&task.space_id)
@@ -104,6 +106,7 @@ pub(crate) async fn insert_task(writer: &SqlitePool, task: &TaskRecord) -> Resul
     .bind(task.lease_expires.map(time_text))
     .bind(task.lease_generation)
     .bind(task.progress.to_string())
+    .bind(&task.concurrency_tag)
     .execute(writer)
     .await
     .map_err(database_error)?;
@@ -205,7 +208,11 @@ pub(crate) async fn claim_task(
     .map_err(database_error)?;
     let candidate: Option<String> = sqlx::query_scalar(
         "SELECT id FROM tasks
-         WHERE (state = 'Queued' AND queue_time <= ?1)
+         WHERE (state = 'Queued' AND queue_time <= ?1
+                AND (concurrency_tag IS NULL OR NOT EXISTS (
+                    SELECT 1 FROM tasks AS running
+                    WHERE running.concurrency_tag = tasks.concurrency_tag
+                      AND running.state IN ('Executing', 'Cancelling'))))
             OR (state IN ('Executing', 'Cancelling') AND (lease_expires IS NULL OR lease_expires < ?1))
          ORDER BY queue_time, id LIMIT 1",
     )

@@ -49,7 +49,8 @@ macro_rules! store_conformance_tests {
             scheduled_tasks_wait_and_expire,
             cancelling_queued_and_running_tasks,
             concurrent_claims_take_different_tasks,
-            tasks_list_newest_first_with_filters
+            tasks_list_newest_first_with_filters,
+            tasks_sharing_a_concurrency_tag_run_one_at_a_time
         );
     };
     (@each $make_store:path; $($test:ident),*) => {
@@ -1173,4 +1174,67 @@ pub async fn tasks_list_newest_first_with_filters(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(total, 0);
+}
+
+pub async fn tasks_sharing_a_concurrency_tag_run_one_at_a_time(store: &dyn Store) {
+    let now = base_time();
+    let tagged = |id: &str, minutes: i64, tag: &str| {
+        let mut task = queued_task(id, now + Duration::minutes(minutes));
+        task.concurrency_tag = Some(tag.to_owned());
+        task
+    };
+    store
+        .insert_task(&tagged("ServerTasks-1", 0, "Projects-1/Environments-1"))
+        .await
+        .unwrap();
+    store
+        .insert_task(&tagged("ServerTasks-2", 1, "Projects-1/Environments-1"))
+        .await
+        .unwrap();
+    store
+        .insert_task(&tagged("ServerTasks-3", 2, "Projects-1/Environments-2"))
+        .await
+        .unwrap();
+    let later = now + Duration::minutes(5);
+    let lease_until = later + Duration::seconds(30);
+    let first = store
+        .claim_task("node-a", later, lease_until)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.task.id, "ServerTasks-1");
+    assert_eq!(
+        first.task.concurrency_tag.as_deref(),
+        Some("Projects-1/Environments-1")
+    );
+    // The second deployment to the same environment waits; the other environment's runs.
+    let second = store
+        .claim_task("node-a", later, lease_until)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        second.task.id, "ServerTasks-3",
+        "the blocked task is skipped, not waited on"
+    );
+    assert!(
+        store
+            .claim_task("node-a", later, lease_until)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let mut done = first.task.clone();
+    done.state = TaskState::Success;
+    done.completed_time = Some(later);
+    store.save_task(&done, &first.lease).await.unwrap();
+    let third = store
+        .claim_task("node-a", later, lease_until)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        third.task.id, "ServerTasks-2",
+        "runs once the first has ended"
+    );
 }

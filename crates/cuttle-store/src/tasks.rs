@@ -92,6 +92,10 @@ pub struct TaskRecord {
     pub lease_generation: i64,
     /// The handler's own durable state (activity tree, per-target progress, ticket ids…).
     pub progress: serde_json::Value,
+    /// Tasks with the same tag run one at a time (one deployment per project and
+    /// environment); a queued task waits while another with its tag is running, and the
+    /// runner takes the next eligible task meanwhile.
+    pub concurrency_tag: Option<String>,
 }
 
 impl TaskRecord {
@@ -126,6 +130,7 @@ impl TaskRecord {
             lease_expires: None,
             lease_generation: 0,
             progress: serde_json::Value::Object(serde_json::Map::new()),
+            concurrency_tag: None,
         }
     }
 }
