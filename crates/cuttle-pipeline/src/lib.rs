@@ -11,7 +11,9 @@
 
 pub mod progression;
 pub mod version;
+mod version_mask;
 pub mod version_range;
+pub mod versioning;
 
 pub use version::{ReleaseVersion, VersionParseError, parse_release_version};
 pub use version_range::{VersionRange, VersionRangeError, parse_version_range};
