@@ -9,6 +9,7 @@
 //! human reasons. Loading those facts and acting on the decisions (queueing automatic
 //! deployments, refusing an API request) belongs to the server.
 
+pub mod channel_rules;
 pub mod progression;
 pub mod version;
 mod version_mask;
