@@ -57,6 +57,7 @@ fn pure_crates_depend_on_no_io_crates() {
         "cuttle-template",
         "cuttle-vars",
         "cuttle-structured",
+        "cuttle-pipeline",
     ];
     const IO_CRATES: &[&str] = &[
         "tokio",
