@@ -53,6 +53,10 @@ api_resources! {
     LibraryVariableSet => "libraryvariablesets",
     Account => "accounts",
     MachinePolicy => "machinepolicies",
+    DeploymentProcess => "deploymentprocesses",
+    Release => "releases",
+    Deployment => "deployments",
+    Interruption => "interruptions",
 }
 
 /// Every error answer: `ErrorMessage` says what went wrong, `Errors` lists the details.

@@ -15,6 +15,13 @@ use crate::validation::{FieldError, Reference, Resource, normalize_string_list};
 /// The longest release version Octopus accepts.
 pub const MAX_RELEASE_VERSION_LENGTH: usize = 349;
 
+/// Newest first: lists order by sort order, so a record sorts by its id's number, negated.
+fn newest_first(id: &str) -> i64 {
+    id.rsplit_once('-')
+        .and_then(|(_, number)| number.parse::<i64>().ok())
+        .map_or(0, |number| -number)
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, rename_all = "PascalCase")]
 pub struct SelectedPackage {
@@ -67,6 +74,10 @@ impl Release {
 
 impl Resource for Release {
     const KIND: ResourceKind = ResourceKind::Release;
+
+    fn sort_order(&self) -> i64 {
+        newest_first(&self.id)
+    }
 
     fn id(&self) -> &str {
         &self.id
@@ -163,6 +174,10 @@ pub struct Deployment {
 
 impl Resource for Deployment {
     const KIND: ResourceKind = ResourceKind::Deployment;
+
+    fn sort_order(&self) -> i64 {
+        newest_first(&self.id)
+    }
 
     fn id(&self) -> &str {
         &self.id
@@ -317,6 +332,10 @@ impl Interruption {
 
 impl Resource for Interruption {
     const KIND: ResourceKind = ResourceKind::Interruption;
+
+    fn sort_order(&self) -> i64 {
+        newest_first(&self.id)
+    }
 
     fn id(&self) -> &str {
         &self.id

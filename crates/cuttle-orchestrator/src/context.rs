@@ -151,6 +151,40 @@ impl TaskContext {
         self.store.save_task(&task, &self.lease).await
     }
 
+    /// Changes the progress document in place and saves it. Unlike [`TaskContext::save_progress`]
+    /// with a copy, concurrent updates from parallel targets never overwrite each other: each
+    /// applies its change to the current document under the lock.
+    pub async fn update_progress(
+        &self,
+        change: impl FnOnce(&mut serde_json::Value),
+    ) -> Result<(), StoreError> {
+        {
+            let mut task = self
+                .task
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if !task.progress.is_object() {
+                task.progress = serde_json::Value::Object(serde_json::Map::new());
+            }
+            change(&mut task.progress);
+        }
+        let progress = self.task().progress;
+        self.save_progress(progress).await
+    }
+
+    /// Marks whether the task waits for a person (guided failure, manual intervention).
+    pub async fn set_pending_interruptions(&self, pending: bool) -> Result<(), StoreError> {
+        {
+            let mut task = self
+                .task
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            task.has_pending_interruptions = pending;
+        }
+        let progress = self.task().progress;
+        self.save_progress(progress).await
+    }
+
     /// Whether someone asked the task to stop.
     pub fn is_cancel_requested(&self) -> bool {
         *self.cancel_requested.borrow()

@@ -14,6 +14,7 @@
 mod adhoc;
 mod builtin;
 mod context;
+mod deploy;
 mod health;
 mod runner;
 mod schedule;
@@ -23,6 +24,7 @@ mod transport;
 pub use adhoc::{AD_HOC_SCRIPT_TASK, AdHocScriptHandler, names_targets};
 pub use builtin::{BUILT_IN_WORKER_NAME, BuiltInWorker};
 pub use context::{LogCategory, TaskContext};
+pub use deploy::{DEPLOY_TASK, DeploymentHandler};
 pub use health::HealthCheckHandler;
 pub use runner::{RunnerConfig, TaskHandler, TaskOutcome, TaskRunner, TaskWaker};
 pub use schedule::queue_due_health_checks;

@@ -24,6 +24,9 @@ pub struct ScriptOutcome {
     pub failure_message: Option<String>,
     /// How many warning and error lines the script wrote (in this run of the copy).
     pub warnings: usize,
+    /// `set_octopusvariable` outputs. Sensitive ones are not kept in the task's progress, so
+    /// a run resumed after the script finished has only the others.
+    pub output_variables: Vec<cuttle_exec::OutputVariable>,
 }
 
 impl ScriptOutcome {
@@ -49,15 +52,15 @@ fn script_progress(context: &TaskContext, ticket: &str) -> serde_json::Value {
 }
 
 async fn save_script_progress(context: &TaskContext, ticket: &str, entry: serde_json::Value) {
-    let mut progress = context.task().progress;
-    if !progress.is_object() {
-        progress = json!({});
-    }
-    if !progress["Scripts"].is_object() {
-        progress["Scripts"] = json!({});
-    }
-    progress["Scripts"][ticket] = entry;
-    if let Err(error) = context.save_progress(progress).await {
+    let saved = context
+        .update_progress(|progress| {
+            if !progress["Scripts"].is_object() {
+                progress["Scripts"] = json!({});
+            }
+            progress["Scripts"][ticket] = entry;
+        })
+        .await;
+    if let Err(error) = saved {
         tracing::warn!(ticket, "failed to save script progress: {error}");
     }
 }
@@ -79,6 +82,7 @@ pub async fn run_script(
             state,
             failure_message: saved["FailureMessage"].as_str().map(str::to_owned),
             warnings: usize::try_from(saved["Warnings"].as_u64().unwrap_or(0)).unwrap_or(0),
+            output_variables: serde_json::from_value(saved["Outputs"].clone()).unwrap_or_default(),
         });
     }
     let mut after_sequence = saved["AfterSequence"].as_u64().unwrap_or(0);
@@ -141,6 +145,7 @@ pub async fn run_script(
             state,
             lines,
             failed_step_message,
+            output_variables,
             ..
         } = status;
         let had_lines = !lines.is_empty();
@@ -169,6 +174,10 @@ pub async fn run_script(
                     "State": state,
                     "FailureMessage": failed_step_message,
                     "Warnings": warnings,
+                    "Outputs": output_variables
+                        .iter()
+                        .filter(|output| !output.is_sensitive)
+                        .collect::<Vec<_>>(),
                 }),
             )
             .await;
@@ -179,6 +188,7 @@ pub async fn run_script(
                 state,
                 failure_message: failed_step_message,
                 warnings,
+                output_variables,
             });
         }
         if had_lines {

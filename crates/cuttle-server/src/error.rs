@@ -67,6 +67,11 @@ impl ApiError {
         ApiError::Internal(Box::new(error))
     }
 
+    /// A 500 for stored data that breaks an invariant (a project without its variable set).
+    pub(crate) fn internal_message(message: &str) -> ApiError {
+        ApiError::Internal(message.into())
+    }
+
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,

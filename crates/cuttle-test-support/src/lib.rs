@@ -212,6 +212,16 @@ impl TestServer {
         self.child.id()
     }
 
+    /// Kills the server with SIGKILL, as a crash or `kill -9` would: nothing is flushed and
+    /// no lease released. Start it again with [`TestServer::restart`].
+    pub fn kill(&mut self) -> anyhow::Result<()> {
+        if self.child.try_wait()?.is_none() {
+            self.child.kill().context("send SIGKILL")?;
+            self.child.wait().context("wait for the killed server")?;
+        }
+        Ok(())
+    }
+
     /// Sends SIGTERM and waits for the process to exit; returns its exit status.
     pub fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
         if let Some(status) = self.child.try_wait()? {

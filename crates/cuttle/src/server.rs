@@ -135,6 +135,10 @@ pub(crate) async fn run(arguments: ServerArguments) -> anyhow::Result<()> {
         cuttle_orchestrator::HealthCheckHandler::new(transports.clone()),
     );
     runner.register(
+        cuttle_orchestrator::DEPLOY_TASK,
+        cuttle_orchestrator::DeploymentHandler::new(transports.clone(), Arc::clone(&master_key)),
+    );
+    runner.register(
         cuttle_orchestrator::AD_HOC_SCRIPT_TASK,
         cuttle_orchestrator::AdHocScriptHandler::new(transports),
     );

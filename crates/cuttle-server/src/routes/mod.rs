@@ -1,6 +1,8 @@
 //! The REST API's routes, assembled into one router.
 
 mod crud;
+mod dashboard;
+mod deployments;
 mod environments;
 mod resources;
 mod root;
@@ -37,6 +39,8 @@ pub(crate) fn api_router(state: AppState) -> Router {
         .merge(environments::routes())
         .merge(variables::routes())
         .merge(tasks::routes())
+        .merge(deployments::routes())
+        .merge(dashboard::routes())
         .merge(crud::space_scoped_routes::<Environment>())
         .merge(crud::space_scoped_routes::<Lifecycle>())
         .merge(crud::space_scoped_routes::<ProjectGroup>())

@@ -48,6 +48,8 @@ pub(crate) fn routes() -> axum::Router<AppState> {
         )
         .route("/api/{space_id}/tasks/{id}/raw", get(get_space_raw_log))
         .route("/api/{space_id}/tasks/{id}/cancel", post(cancel_space_task))
+        .route("/api/tasks/{id}/events", get(stream_log))
+        .route("/api/{space_id}/tasks/{id}/events", get(stream_space_log))
 }
 
 pub(crate) fn format_time(time: DateTime<Utc>) -> String {
@@ -392,6 +394,150 @@ async fn raw_log(state: &AppState, space_id: Option<&str>, id: &str) -> Result<R
         ));
     }
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
+}
+
+/// How often a live log looks for new lines.
+const STREAM_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+/// The most lines one poll of a live log sends at once.
+const STREAM_BATCH: i64 = 2_000;
+
+async fn stream_log(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Result<Response, ApiError> {
+    caller.require(Permission::ViewConfiguration)?;
+    live_log(state, None, id, &headers, query.as_deref()).await
+}
+
+async fn stream_space_log(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((space_id, id)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Result<Response, ApiError> {
+    caller.require(Permission::ViewConfiguration)?;
+    require_space(&state, &space_id).await?;
+    live_log(state, Some(space_id), id, &headers, query.as_deref()).await
+}
+
+/// The task's log as Server-Sent Events: one `line` event per log line (its id is the line's
+/// sequence, so a reconnecting browser resumes after `Last-Event-ID`), a `state` event when
+/// the task's state changes, and a final `end` event once it has completed and every line
+/// was sent. `?after=N` starts after line N.
+async fn live_log(
+    state: AppState,
+    space_id: Option<String>,
+    id: String,
+    headers: &axum::http::HeaderMap,
+    query: Option<&str>,
+) -> Result<Response, ApiError> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+
+    load_task(&state, space_id.as_deref(), &id).await?;
+    let resume_after = headers
+        .get("last-event-id")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.trim().parse::<i64>().ok())
+        .or_else(|| {
+            form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+                .find(|(name, _)| name.eq_ignore_ascii_case("after"))
+                .and_then(|(_, value)| value.trim().parse::<i64>().ok())
+        })
+        .unwrap_or(0);
+    struct Cursor {
+        state: AppState,
+        id: String,
+        after: i64,
+        last_state: Option<TaskState>,
+        pending: std::collections::VecDeque<Event>,
+        ended: bool,
+    }
+    let cursor = Cursor {
+        state,
+        id,
+        after: resume_after,
+        last_state: None,
+        pending: std::collections::VecDeque::new(),
+        ended: false,
+    };
+    let stream = futures::stream::unfold(cursor, |mut cursor| async move {
+        loop {
+            if let Some(event) = cursor.pending.pop_front() {
+                return Some((Ok::<Event, std::convert::Infallible>(event), cursor));
+            }
+            if cursor.ended {
+                return None;
+            }
+            let task = cursor
+                .state
+                .store()
+                .get_task(&cursor.id)
+                .await
+                .ok()
+                .flatten();
+            let lines = cursor
+                .state
+                .store()
+                .task_log(&cursor.id, cursor.after, STREAM_BATCH)
+                .await
+                .unwrap_or_default();
+            for line in &lines {
+                cursor.after = cursor.after.max(line.sequence);
+                let data = serde_json::json!({
+                    "Sequence": line.sequence,
+                    "OccurredAt": format_time(line.occurred_at),
+                    "Category": line.category,
+                    "ActivityId": line.activity_id,
+                    "MessageText": line.message,
+                });
+                cursor.pending.push_back(
+                    Event::default()
+                        .event("line")
+                        .id(line.sequence.to_string())
+                        .data(data.to_string()),
+                );
+            }
+            match task {
+                None => {
+                    cursor
+                        .pending
+                        .push_back(Event::default().event("end").data("{}"));
+                    cursor.ended = true;
+                }
+                Some(task) => {
+                    if cursor.last_state != Some(task.state) {
+                        cursor.last_state = Some(task.state);
+                        cursor.pending.push_back(
+                            Event::default()
+                                .event("state")
+                                .data(serde_json::json!({"State": task.state.as_str(), "HasPendingInterruptions": task.has_pending_interruptions}).to_string()),
+                        );
+                    }
+                    // Only end once a completed task has no more lines to send.
+                    if task.state.is_completed()
+                        && i64::try_from(lines.len()).unwrap_or(0) < STREAM_BATCH
+                    {
+                        cursor.pending.push_back(
+                            Event::default().event("end").data(
+                                serde_json::json!({"State": task.state.as_str()}).to_string(),
+                            ),
+                        );
+                        cursor.ended = true;
+                    }
+                }
+            }
+            if cursor.pending.is_empty() {
+                tokio::time::sleep(STREAM_POLL).await;
+            }
+        }
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }
 
 async fn cancel_task(

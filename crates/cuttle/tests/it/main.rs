@@ -4,6 +4,7 @@
 mod agents;
 mod auth;
 mod bad_input;
+mod deployments;
 mod postgres;
 mod resources;
 mod startup;

@@ -1,0 +1,1374 @@
+//! The deployment engine: runs one deployment (a release's process snapshot against one
+//! environment) as a durable task.
+//!
+//! Steps run in order; consecutive `StartWithPrevious` steps run together. A step that runs on
+//! targets runs on every matching target at once up to its rolling window
+//! (`Octopus.Action.MaxParallelism`, 10 when unset, as in Octopus); a step that runs on the
+//! server runs once on the built-in worker. Each (step, target) run is one script ticket, so a
+//! resumed task re-attaches to the ticket instead of running the script again, and a step's
+//! end (status and output variables) is recorded in the task's progress before the next step
+//! starts, so a resumed task skips what already finished.
+//!
+//! Failures follow guided failure when the deployment asks for it: the task raises an
+//! interruption and waits for Retry, Ignore, Exclude machine or Fail. Manual intervention
+//! steps raise an interruption and wait for Proceed or Abort. Interruptions are documents; the
+//! engine polls its own and records which one it waits for, so a restart waits for the same.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use cuttle_domain::process::{action_type, property};
+use cuttle_domain::{
+    Deployment, DeploymentAction, DeploymentProcess, DeploymentStep, DeploymentTarget, Environment,
+    FormElement, Interruption, InterruptionType, Project, Release, ResourceKind, Space,
+    StartTrigger, StepCondition,
+};
+use cuttle_exec::{Isolation, ScriptRequest, ScriptSyntax, ScriptVariable};
+use cuttle_secrets::MasterKey;
+use cuttle_store::{DocumentQuery, Store, StoreError};
+use cuttle_template::{EvaluationOptions, VariableDictionary};
+use cuttle_vars::output::{OutputMachine, OutputVariableCollector};
+use cuttle_vars::sensitive::map_sensitive_values;
+use cuttle_vars::system::{
+    ActionInputs, DeploymentInputs, EnvironmentInputs, IdAndName, MachineInputs, ReleaseInputs,
+    StepInputs, SystemVariableInputs, TaskInputs, build_system_variables,
+};
+use cuttle_vars::{
+    ActionScope, DeploymentScope, ScopeContext, TargetScope, VariableSet, VariableSources,
+};
+use futures::StreamExt;
+use serde_json::json;
+
+use crate::builtin::BUILT_IN_WORKER_NAME;
+use crate::context::{LogCategory, TaskContext};
+use crate::runner::{TaskHandler, TaskOutcome};
+use crate::scripts::run_script;
+use crate::transport::{TargetAddress, Transports};
+
+/// The task name of a deployment, as Octopus names it.
+pub const DEPLOY_TASK: &str = "Deploy";
+
+/// Octopus's default rolling window when a step sets none.
+const DEFAULT_MAX_PARALLELISM: usize = 10;
+
+/// How often a task waiting for a person looks at its interruption.
+const INTERRUPTION_POLL: Duration = Duration::from_millis(250);
+
+/// Runs `Deploy` tasks.
+pub struct DeploymentHandler {
+    transports: Transports,
+    master_key: Arc<MasterKey>,
+}
+
+impl DeploymentHandler {
+    pub fn new(transports: Transports, master_key: Arc<MasterKey>) -> Arc<DeploymentHandler> {
+        Arc::new(DeploymentHandler {
+            transports,
+            master_key,
+        })
+    }
+}
+
+/// Everything a deployment reads once, at its start.
+struct Plan {
+    space: Space,
+    project: Project,
+    release: Release,
+    deployment: Deployment,
+    environment: Environment,
+    process: DeploymentProcess,
+    targets: Vec<DeploymentTarget>,
+    sources: VariableSources,
+    scope: DeploymentScope,
+}
+
+/// How the deployment has gone so far, shared by steps running side by side.
+#[derive(Default)]
+struct RunState {
+    failed: bool,
+    first_error: Option<String>,
+    excluded_machine_ids: BTreeSet<String>,
+    outputs: OutputVariableCollector,
+    output_log: Vec<serde_json::Value>,
+}
+
+/// How one step, or one step on one target, ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunStatus {
+    Success,
+    Failed,
+    Skipped,
+    Canceled,
+}
+
+impl RunStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Success => "Success",
+            RunStatus::Failed => "Failed",
+            RunStatus::Skipped => "Skipped",
+            RunStatus::Canceled => "Canceled",
+        }
+    }
+
+    fn parse(text: &str) -> Option<RunStatus> {
+        [
+            RunStatus::Success,
+            RunStatus::Failed,
+            RunStatus::Skipped,
+            RunStatus::Canceled,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == text)
+    }
+}
+
+/// What a person answered.
+enum Answer {
+    Given { answer: String, notes: String },
+    Canceled,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum PlanError {
+    #[error("{0}")]
+    Missing(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("a sensitive variable could not be decrypted: {0}")]
+    Secret(String),
+}
+
+fn missing(what: &str, id: &str) -> PlanError {
+    PlanError::Missing(format!("{what} {id} no longer exists"))
+}
+
+impl DeploymentHandler {
+    async fn load_plan(&self, context: &TaskContext) -> Result<Plan, PlanError> {
+        let task = context.task();
+        let store = context.store();
+        let deployment_id = task.arguments["DeploymentId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let deployment: Deployment = store
+            .get_resource(&deployment_id)
+            .await?
+            .ok_or_else(|| missing("deployment", &deployment_id))?;
+        let release: Release = store
+            .get_resource(&deployment.release_id)
+            .await?
+            .ok_or_else(|| missing("release", &deployment.release_id))?;
+        let project: Project = store
+            .get_resource(&deployment.project_id)
+            .await?
+            .ok_or_else(|| missing("project", &deployment.project_id))?;
+        let space: Space = store
+            .get_resource(&deployment.space_id)
+            .await?
+            .ok_or_else(|| missing("space", &deployment.space_id))?;
+        let environment: Environment = store
+            .get_resource(&deployment.environment_id)
+            .await?
+            .ok_or_else(|| missing("environment", &deployment.environment_id))?;
+        let process: DeploymentProcess = store
+            .get_resource(&release.project_deployment_process_snapshot_id)
+            .await?
+            .ok_or_else(|| {
+                missing(
+                    "deployment process snapshot",
+                    &release.project_deployment_process_snapshot_id,
+                )
+            })?;
+        let targets = store
+            .list_resources::<DeploymentTarget>(&DocumentQuery {
+                space_id: Some(deployment.space_id.clone()),
+                ..DocumentQuery::default()
+            })
+            .await?
+            .items
+            .into_iter()
+            .filter(|target| target.environment_ids.contains(&environment.id))
+            .collect();
+
+        let mut sources = VariableSources::new();
+        let project_set = self
+            .load_variable_set(store, &release.project_variable_set_snapshot_id)
+            .await?;
+        sources.add_project_variables(&project_set);
+        for id in &release.library_variable_set_snapshot_ids {
+            let set = self.load_variable_set(store, id).await?;
+            sources.add_library_variable_set(&set);
+        }
+        let scope = DeploymentScope {
+            project_id: Some(project.id.clone()),
+            environment_id: Some(environment.id.clone()),
+            channel_id: Some(release.channel_id.clone()),
+            process_owner_id: Some(project.id.clone()),
+            ..DeploymentScope::default()
+        };
+        if !deployment.form_values.is_empty() {
+            let answers = deployment.form_values.iter().fold(
+                cuttle_vars::prompts::PromptAnswers::new(),
+                |answers, (name, value)| {
+                    answers.answer_by_name(name.clone(), value.as_str().unwrap_or_default())
+                },
+            );
+            if let Err(error) = sources.apply_prompt_answers(&scope, &answers) {
+                return Err(PlanError::Missing(format!(
+                    "the prompted variable values are not usable: {error}"
+                )));
+            }
+        }
+        Ok(Plan {
+            space,
+            project,
+            release,
+            deployment,
+            environment,
+            process,
+            targets,
+            sources,
+            scope,
+        })
+    }
+
+    /// A snapshot variable set with its sensitive values opened.
+    async fn load_variable_set(
+        &self,
+        store: &dyn Store,
+        id: &str,
+    ) -> Result<VariableSet, PlanError> {
+        let document = store
+            .get_document(ResourceKind::VariableSet, id)
+            .await?
+            .ok_or_else(|| missing("variable set snapshot", id))?;
+        let set: VariableSet = serde_json::from_value(document.body).map_err(|error| {
+            PlanError::Missing(format!("variable set {id} is unreadable: {error}"))
+        })?;
+        map_sensitive_values(&set, |_, sealed| {
+            if MasterKey::is_sealed(sealed) {
+                self.master_key
+                    .open(sealed)
+                    .map(|plain| plain.to_string())
+                    .map_err(|error| PlanError::Secret(error.to_string()))
+            } else {
+                Ok(sealed.to_owned())
+            }
+        })
+    }
+}
+
+/// The steps, grouped: each group starts after the previous one ends; the steps of a group
+/// run side by side.
+fn step_groups(steps: &[DeploymentStep]) -> Vec<Vec<usize>> {
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (index, step) in steps.iter().enumerate() {
+        match groups.last_mut() {
+            Some(group) if step.start_trigger == StartTrigger::StartWithPrevious => {
+                group.push(index);
+            }
+            _ => groups.push(vec![index]),
+        }
+    }
+    groups
+}
+
+fn step_activity(index: usize) -> String {
+    format!("step-{}", index + 1)
+}
+
+fn syntax_of(action: &DeploymentAction) -> ScriptSyntax {
+    match action
+        .property(property::SCRIPT_SYNTAX)
+        .unwrap_or("Bash")
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "python" => ScriptSyntax::Python,
+        "powershell" => ScriptSyntax::PowerShell,
+        "sh" => ScriptSyntax::Sh,
+        _ => ScriptSyntax::Bash,
+    }
+}
+
+/// Expands every value against the others, as Octopus does before a script sees them.
+fn evaluate_all(raw: &[(String, String, bool)]) -> (VariableDictionary, Vec<ScriptVariable>) {
+    let mut dictionary = VariableDictionary::new();
+    for (name, value, _) in raw {
+        dictionary.set(name.clone(), value.clone());
+    }
+    let options = EvaluationOptions::default();
+    let mut evaluated = Vec::with_capacity(raw.len());
+    let mut expanded = VariableDictionary::new();
+    for (name, value, is_sensitive) in raw {
+        let value = if value.contains("#{") {
+            cuttle_template::evaluate(value, &dictionary, &options)
+                .output
+                .unwrap_or_default()
+        } else {
+            value.clone()
+        };
+        expanded.set(name.clone(), value.clone());
+        evaluated.push(ScriptVariable {
+            name: name.clone(),
+            value,
+            is_sensitive: *is_sensitive,
+        });
+    }
+    (expanded, evaluated)
+}
+
+#[async_trait]
+impl TaskHandler for DeploymentHandler {
+    async fn run(&self, context: &TaskContext) -> TaskOutcome {
+        let plan = match self.load_plan(context).await {
+            Ok(plan) => plan,
+            Err(error) => return TaskOutcome::Failed(error.to_string()),
+        };
+        let run = Mutex::new(RunState::default());
+        let saved = context.task().progress;
+        restore_run_state(&saved, &run);
+
+        if !context.resumed() || !saved["Activities"].is_array() {
+            let activities: Vec<serde_json::Value> = plan
+                .process
+                .steps
+                .iter()
+                .enumerate()
+                .map(|(index, step)| {
+                    json!({"Id": step_activity(index), "Name": format!("Step {}: {}", index + 1, step.name), "Status": "Pending"})
+                })
+                .collect();
+            context.log(
+                LogCategory::Info,
+                "task",
+                format!(
+                    "Deploying {} release {} to {}",
+                    plan.project.name, plan.release.version, plan.environment.name
+                ),
+            );
+            if let Err(error) = context
+                .update_progress(|progress| progress["Activities"] = json!(activities))
+                .await
+            {
+                return TaskOutcome::Failed(format!("could not save progress: {error}"));
+            }
+        }
+
+        for group in step_groups(&plan.process.steps) {
+            let runs: Vec<futures::future::BoxFuture<'_, ()>> = group
+                .iter()
+                .map(|index| {
+                    Box::pin(self.run_step(context, &plan, &run, *index))
+                        as futures::future::BoxFuture<'_, ()>
+                })
+                .collect();
+            futures::future::join_all(runs).await;
+            if context.is_cancel_requested() {
+                return TaskOutcome::Canceled;
+            }
+        }
+        let state = run.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if state.failed {
+            TaskOutcome::Failed(
+                state
+                    .first_error
+                    .clone()
+                    .unwrap_or_else(|| "a step failed".to_owned()),
+            )
+        } else {
+            TaskOutcome::Success
+        }
+    }
+}
+
+/// Puts back what earlier runs of this task recorded: failures, exclusions and outputs.
+fn restore_run_state(progress: &serde_json::Value, run: &Mutex<RunState>) {
+    let mut state = run.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    state.failed = progress["Failed"].as_bool().unwrap_or(false);
+    state.first_error = progress["FirstError"].as_str().map(str::to_owned);
+    if let Some(excluded) = progress["ExcludedMachineIds"].as_array() {
+        state.excluded_machine_ids = excluded
+            .iter()
+            .filter_map(|id| id.as_str().map(str::to_owned))
+            .collect();
+    }
+    if let Some(outputs) = progress["Outputs"].as_array() {
+        for output in outputs {
+            record_output(&mut state, output);
+        }
+    }
+}
+
+fn record_output(state: &mut RunState, output: &serde_json::Value) {
+    let text = |key: &str| output[key].as_str().unwrap_or_default().to_owned();
+    let machine = (!text("MachineId").is_empty())
+        .then(|| OutputMachine::new(text("MachineId"), text("MachineName")));
+    state.outputs.record_output(
+        &text("ActionName"),
+        machine.as_ref(),
+        &text("Name"),
+        &text("Value"),
+        output["IsSensitive"].as_bool().unwrap_or(false),
+    );
+    state.output_log.push(output.clone());
+}
+
+impl DeploymentHandler {
+    /// Runs one step to its end (or skips it) and records how it ended.
+    async fn run_step(
+        &self,
+        context: &TaskContext,
+        plan: &Plan,
+        run: &Mutex<RunState>,
+        index: usize,
+    ) {
+        let step = &plan.process.steps[index];
+        let activity = step_activity(index);
+        let recorded = context.task().progress["Steps"][&step.id]["Status"]
+            .as_str()
+            .and_then(RunStatus::parse);
+        if recorded.is_some() {
+            return;
+        }
+        set_activity(context, &activity, "Running", true).await;
+        let status = match self.should_run(context, plan, run, step) {
+            Err(reason) => {
+                context.log(LogCategory::Info, &activity, reason);
+                RunStatus::Skipped
+            }
+            Ok(()) => self.run_step_on_targets(context, plan, run, index).await,
+        };
+        let (failed, first_error, excluded, outputs) = {
+            let mut state = run.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if status == RunStatus::Failed {
+                state.failed = true;
+                if state.first_error.is_none() {
+                    state.first_error = Some(format!("step '{}' failed", step.name));
+                }
+            }
+            (
+                state.failed,
+                state.first_error.clone(),
+                state.excluded_machine_ids.clone(),
+                state.output_log.clone(),
+            )
+        };
+        let step_id = step.id.clone();
+        let saved = context
+            .update_progress(|progress| {
+                if !progress["Steps"].is_object() {
+                    progress["Steps"] = json!({});
+                }
+                progress["Steps"][&step_id] = json!({"Status": status.as_str()});
+                progress["Failed"] = json!(failed);
+                progress["FirstError"] = json!(first_error);
+                progress["ExcludedMachineIds"] = json!(excluded);
+                progress["Outputs"] = json!(outputs);
+                set_activity_in(progress, &activity, status.as_str(), false);
+            })
+            .await;
+        if let Err(error) = saved {
+            tracing::warn!("failed to record a step's end: {error}");
+        }
+    }
+
+    /// Why a step does not run, or `Ok` when it does.
+    fn should_run(
+        &self,
+        context: &TaskContext,
+        plan: &Plan,
+        run: &Mutex<RunState>,
+        step: &DeploymentStep,
+    ) -> Result<(), String> {
+        let Some(action) = step.actions.first() else {
+            return Err("The step has no actions".to_owned());
+        };
+        if action.is_disabled {
+            return Err(format!("Skipping '{}': it is disabled", step.name));
+        }
+        let skipped = plan.deployment.skip_actions.iter().any(|skip| {
+            step.actions.iter().any(|action| &action.id == skip)
+                || skip.eq_ignore_ascii_case(&action.name)
+        });
+        if skipped && !action.is_required {
+            return Err(format!("Skipping '{}': the deployment skips it", step.name));
+        }
+        let environment = &plan.environment.id;
+        if !action.environments.is_empty() && !action.environments.contains(environment) {
+            return Err(format!(
+                "Skipping '{}': it does not run in {}",
+                step.name, plan.environment.name
+            ));
+        }
+        if action.excluded_environments.contains(environment) {
+            return Err(format!(
+                "Skipping '{}': it is excluded from {}",
+                step.name, plan.environment.name
+            ));
+        }
+        if !action.channels.is_empty() && !action.channels.contains(&plan.release.channel_id) {
+            return Err(format!(
+                "Skipping '{}': it does not run for this release's channel",
+                step.name
+            ));
+        }
+        let failed = run
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .failed;
+        match step.condition {
+            StepCondition::Success if failed => {
+                Err(format!("Skipping '{}': an earlier step failed", step.name))
+            }
+            StepCondition::Failure if !failed => Err(format!(
+                "Skipping '{}': it runs only when an earlier step fails",
+                step.name
+            )),
+            StepCondition::Variable => {
+                let expression = step.condition_expression().unwrap_or_default();
+                let (dictionary, _) = self.variables(context, plan, run, step, action, None);
+                let value = cuttle_template::evaluate(
+                    expression,
+                    &dictionary,
+                    &EvaluationOptions::default(),
+                )
+                .output
+                .unwrap_or_default();
+                if cuttle_template::is_truthy(&value) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "Skipping '{}': its condition {expression} is false",
+                        step.name
+                    ))
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The variables of one action, on one target (or the worker), evaluated.
+    fn variables(
+        &self,
+        context: &TaskContext,
+        plan: &Plan,
+        run: &Mutex<RunState>,
+        step: &DeploymentStep,
+        action: &DeploymentAction,
+        target: Option<&DeploymentTarget>,
+    ) -> (VariableDictionary, Vec<ScriptVariable>) {
+        let task = context.task();
+        let step_number = plan
+            .process
+            .steps
+            .iter()
+            .position(|candidate| candidate.id == step.id)
+            .map_or_else(String::new, |index| (index + 1).to_string());
+        let (failed, first_error, outputs) = {
+            let state = run.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            (
+                state.failed,
+                state.first_error.clone(),
+                state.outputs.scoped_values(),
+            )
+        };
+        let inputs = SystemVariableInputs {
+            space: Some(IdAndName::new(&plan.space.id, &plan.space.name)),
+            project: Some(IdAndName::new(&plan.project.id, &plan.project.name)),
+            environment: Some(EnvironmentInputs {
+                id: plan.environment.id.clone(),
+                name: plan.environment.name.clone(),
+                sort_order: Some(plan.environment.sort_order),
+                ..EnvironmentInputs::default()
+            }),
+            release: Some(ReleaseInputs {
+                id: plan.release.id.clone(),
+                number: plan.release.version.clone(),
+                notes: plan.release.release_notes.clone(),
+                ..ReleaseInputs::default()
+            }),
+            deployment: Some(DeploymentInputs {
+                id: plan.deployment.id.clone(),
+                name: plan.deployment.name.clone(),
+                comments: plan.deployment.comments.clone(),
+                created: Some(plan.deployment.created.clone()),
+                specific_machine_ids: plan.deployment.specific_machine_ids.clone(),
+                excluded_machine_ids: plan.deployment.excluded_machine_ids.clone(),
+                error: failed.then(|| first_error.clone().unwrap_or_default()),
+                ..DeploymentInputs::default()
+            }),
+            task: Some(TaskInputs {
+                id: task.id.clone(),
+                name: task.description.clone(),
+                ..TaskInputs::default()
+            }),
+            machine: target.map(|target| MachineInputs {
+                id: target.id.clone(),
+                name: target.name.clone(),
+                roles: target.roles.clone(),
+                hostname: None,
+            }),
+            step: Some(StepInputs {
+                id: step.id.clone(),
+                name: step.name.clone(),
+                number: step_number.clone(),
+                status: None,
+            }),
+            action: Some(ActionInputs {
+                id: action.id.clone(),
+                name: action.name.clone(),
+                number: step_number,
+                target_roles: step.target_roles(),
+                max_parallelism: step
+                    .max_parallelism()
+                    .and_then(|window| u32::try_from(window).ok()),
+                ..ActionInputs::default()
+            }),
+            ..SystemVariableInputs::default()
+        };
+        let mut sources = plan.sources.clone();
+        sources.add_system_variables(build_system_variables(&inputs));
+        sources.replace_output_variables(outputs);
+        let scope = ScopeContext::for_action(
+            plan.scope.clone(),
+            ActionScope {
+                action_id: action.id.clone(),
+                step_id: Some(step.id.clone()),
+                targeted_tags: step.target_roles(),
+            },
+            target.map(|target| TargetScope {
+                machine_id: target.id.clone(),
+                tags: target.roles.clone(),
+            }),
+        );
+        let resolution = sources.resolve(&scope);
+        let raw: Vec<(String, String, bool)> = resolution
+            .variables
+            .iter()
+            .map(|variable| {
+                (
+                    variable.name.clone(),
+                    variable.value.clone(),
+                    variable.is_sensitive,
+                )
+            })
+            .collect();
+        evaluate_all(&raw)
+    }
+
+    /// The targets a step runs on: in the environment, enabled, in one of its roles, chosen
+    /// by the deployment and not excluded. `None` means "on the built-in worker".
+    fn step_targets(
+        &self,
+        plan: &Plan,
+        run: &Mutex<RunState>,
+        step: &DeploymentStep,
+    ) -> Vec<Option<DeploymentTarget>> {
+        let Some(action) = step.actions.first() else {
+            return Vec::new();
+        };
+        if action.runs_on_worker() {
+            return vec![None];
+        }
+        let roles = step.target_roles();
+        let excluded = run
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .excluded_machine_ids
+            .clone();
+        plan.targets
+            .iter()
+            .filter(|target| !target.is_disabled)
+            .filter(|target| {
+                target
+                    .roles
+                    .iter()
+                    .any(|role| roles.iter().any(|wanted| wanted.eq_ignore_ascii_case(role)))
+            })
+            .filter(|target| {
+                plan.deployment.specific_machine_ids.is_empty()
+                    || plan.deployment.specific_machine_ids.contains(&target.id)
+            })
+            .filter(|target| !plan.deployment.excluded_machine_ids.contains(&target.id))
+            .filter(|target| !excluded.contains(&target.id))
+            .cloned()
+            .map(Some)
+            .collect()
+    }
+
+    async fn run_step_on_targets(
+        &self,
+        context: &TaskContext,
+        plan: &Plan,
+        run: &Mutex<RunState>,
+        index: usize,
+    ) -> RunStatus {
+        let step = &plan.process.steps[index];
+        let activity = step_activity(index);
+        let targets = self.step_targets(plan, run, step);
+        if targets.is_empty() {
+            context.log(
+                LogCategory::Warning,
+                &activity,
+                format!(
+                    "Skipping this step as no deployment targets in {} have the roles: {}",
+                    plan.environment.name,
+                    step.target_roles().join(", ")
+                ),
+            );
+            return RunStatus::Skipped;
+        }
+        let window = step.max_parallelism().unwrap_or(DEFAULT_MAX_PARALLELISM);
+        let activity = &activity;
+        let runs: Vec<futures::future::BoxFuture<'_, RunStatus>> = targets
+            .iter()
+            .map(|target| {
+                Box::pin(async move {
+                    let target_activity = match target {
+                        Some(target) => format!("{activity}/{}", target.id),
+                        None => format!("{activity}/worker"),
+                    };
+                    let name = target
+                        .as_ref()
+                        .map_or(BUILT_IN_WORKER_NAME, |target| target.name.as_str());
+                    declare_activity(context, &target_activity, activity, name).await;
+                    let mut status = RunStatus::Success;
+                    for action in &step.actions {
+                        status = self
+                            .run_action_with_guidance(
+                                context,
+                                plan,
+                                run,
+                                step,
+                                action,
+                                target.as_ref(),
+                                &target_activity,
+                            )
+                            .await;
+                        if status != RunStatus::Success {
+                            break;
+                        }
+                    }
+                    set_activity(context, &target_activity, status.as_str(), false).await;
+                    status
+                }) as futures::future::BoxFuture<'_, RunStatus>
+            })
+            .collect();
+        let statuses: Vec<RunStatus> = futures::stream::iter(runs)
+            .buffer_unordered(window)
+            .collect()
+            .await;
+        if statuses.contains(&RunStatus::Canceled) {
+            RunStatus::Canceled
+        } else if statuses.contains(&RunStatus::Failed) {
+            RunStatus::Failed
+        } else if statuses.iter().all(|status| *status == RunStatus::Skipped) {
+            RunStatus::Skipped
+        } else {
+            RunStatus::Success
+        }
+    }
+
+    /// Runs an action on a target; on failure with guided failure on, asks what to do.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site; the parts are distinct"
+    )]
+    async fn run_action_with_guidance(
+        &self,
+        context: &TaskContext,
+        plan: &Plan,
+        run: &Mutex<RunState>,
+        step: &DeploymentStep,
+        action: &DeploymentAction,
+        target: Option<&DeploymentTarget>,
+        activity: &str,
+    ) -> RunStatus {
+        let mut attempt: u32 = 1;
+        loop {
+            let result = self
+                .run_action(context, plan, run, step, action, target, activity, attempt)
+                .await;
+            let reason = match result {
+                Ok(status) => return status,
+                Err(reason) => reason,
+            };
+            context.log(LogCategory::Error, activity, reason.clone());
+            if context.is_cancel_requested() {
+                return RunStatus::Canceled;
+            }
+            if !plan.deployment.use_guided_failure {
+                let mut state = run.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                if state.first_error.is_none() {
+                    state.first_error = Some(reason);
+                }
+                return RunStatus::Failed;
+            }
+            let where_ = target.map_or(BUILT_IN_WORKER_NAME, |target| target.name.as_str());
+            let title = format!(
+                "Deploy {} release {} to {}: '{}' failed on {where_}",
+                plan.project.name, plan.release.version, plan.environment.name, step.name
+            );
+            let mut allowed = vec!["Fail", "Retry"];
+            if !action.is_required {
+                allowed.extend(["Ignore", "Exclude"]);
+            }
+            let answer = self
+                .ask(
+                    context,
+                    plan,
+                    &format!("{activity}#{attempt}"),
+                    activity,
+                    InterruptionType::GuidedFailure,
+                    &title,
+                    &reason,
+                    &allowed,
+                    action.is_required,
+                )
+                .await;
+            match answer {
+                Answer::Canceled => return RunStatus::Canceled,
+                Answer::Given { answer, notes } => {
+                    let notes = if notes.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {notes}")
+                    };
+                    match answer.as_str() {
+                        "Retry" => {
+                            context.log(LogCategory::Info, activity, format!("Retrying{notes}"));
+                            attempt += 1;
+                        }
+                        "Ignore" => {
+                            context.log(
+                                LogCategory::Warning,
+                                activity,
+                                format!("The failure was ignored{notes}"),
+                            );
+                            return RunStatus::Success;
+                        }
+                        "Exclude" => {
+                            if let Some(target) = target {
+                                run.lock()
+                                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                                    .excluded_machine_ids
+                                    .insert(target.id.clone());
+                            }
+                            context.log(
+                                LogCategory::Warning,
+                                activity,
+                                format!(
+                                    "{where_} is excluded from the rest of the deployment{notes}"
+                                ),
+                            );
+                            return RunStatus::Skipped;
+                        }
+                        _ => {
+                            let mut state =
+                                run.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                            if state.first_error.is_none() {
+                                state.first_error = Some(reason);
+                            }
+                            return RunStatus::Failed;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs an action once. `Err` carries why it failed.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site; the parts are distinct"
+    )]
+    async fn run_action(
+        &self,
+        context: &TaskContext,
+        plan: &Plan,
+        run: &Mutex<RunState>,
+        step: &DeploymentStep,
+        action: &DeploymentAction,
+        target: Option<&DeploymentTarget>,
+        activity: &str,
+        attempt: u32,
+    ) -> Result<RunStatus, String> {
+        match action.action_type.as_str() {
+            action_type::SCRIPT => {
+                self.run_script_action(context, plan, run, step, action, target, activity, attempt)
+                    .await
+            }
+            action_type::MANUAL => {
+                self.run_manual_action(context, plan, run, action, activity)
+                    .await
+            }
+            action_type::HEALTH_CHECK => {
+                let Some(target) = target else {
+                    return Ok(RunStatus::Skipped);
+                };
+                let address = address_of(target, &plan.space.id);
+                let transport = self
+                    .transports
+                    .for_endpoint(&address)
+                    .map_err(|error| error.to_string())?;
+                let report = transport
+                    .check_health(&address)
+                    .await
+                    .map_err(|error| error.to_string())?;
+                context.log(
+                    LogCategory::Info,
+                    activity,
+                    format!("{} is healthy: {}", target.name, report.summary),
+                );
+                Ok(RunStatus::Success)
+            }
+            other => Err(format!(
+                "step '{}' uses the action type {other}, which this server cannot run yet",
+                step.name
+            )),
+        }
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site; the parts are distinct"
+    )]
+    async fn run_script_action(
+        &self,
+        context: &TaskContext,
+        plan: &Plan,
+        run: &Mutex<RunState>,
+        step: &DeploymentStep,
+        action: &DeploymentAction,
+        target: Option<&DeploymentTarget>,
+        activity: &str,
+        attempt: u32,
+    ) -> Result<RunStatus, String> {
+        let (transport, address) = match target {
+            Some(target) => {
+                let address = address_of(target, &plan.space.id);
+                let transport = self
+                    .transports
+                    .for_endpoint(&address)
+                    .map_err(|error| error.to_string())?;
+                (transport, address)
+            }
+            None => {
+                let transport = self.transports.built_in_worker().ok_or_else(|| {
+                    "the step runs on the server, but the built-in worker is disabled".to_owned()
+                })?;
+                (
+                    transport,
+                    TargetAddress {
+                        machine_id: String::new(),
+                        name: BUILT_IN_WORKER_NAME.to_owned(),
+                        space_id: plan.space.id.clone(),
+                        endpoint: cuttle_domain::Endpoint::None,
+                    },
+                )
+            }
+        };
+        let (dictionary, variables) = self.variables(context, plan, run, step, action, target);
+        let body_template = action.property(property::SCRIPT_BODY).unwrap_or_default();
+        let body =
+            cuttle_template::evaluate(body_template, &dictionary, &EvaluationOptions::default())
+                .output
+                .unwrap_or_else(|| body_template.to_owned());
+        let task_id = context.task().id;
+        let target_key = target.map_or("worker", |target| target.id.as_str());
+        let mut request = ScriptRequest::new(
+            format!("{task_id}-{}-{target_key}-{attempt}", action.id),
+            syntax_of(action),
+            body,
+        );
+        request.variables = variables;
+        // One script per target at a time, as Octopus does; workers run scripts side by side.
+        request.isolation = if target.is_some() {
+            Isolation::Full
+        } else {
+            Isolation::None
+        };
+        context.log(
+            LogCategory::Verbose,
+            activity,
+            format!("Running '{}' on {}", action.name, address.name),
+        );
+        let outcome = run_script(context, transport, &address, &request, activity)
+            .await
+            .map_err(|error| error.to_string())?;
+        {
+            let mut state = run.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            for output in &outcome.output_variables {
+                let record = json!({
+                    "ActionName": action.name,
+                    "MachineId": target.map(|target| target.id.clone()).unwrap_or_default(),
+                    "MachineName": target.map(|target| target.name.clone()).unwrap_or_default(),
+                    "Name": output.name,
+                    // Sensitive outputs stay in memory only: progress is not encrypted.
+                    "Value": output.value,
+                    "IsSensitive": output.is_sensitive,
+                });
+                record_output(&mut state, &record);
+                if output.is_sensitive {
+                    state.output_log.pop();
+                }
+            }
+        }
+        if context.is_cancel_requested() {
+            return Ok(RunStatus::Canceled);
+        }
+        if outcome.succeeded() {
+            Ok(RunStatus::Success)
+        } else {
+            Err(match outcome.failure_message {
+                Some(message) => format!("'{}' failed on {}: {message}", action.name, address.name),
+                None if outcome.state == cuttle_exec::ScriptState::Unknown => format!(
+                    "the result of '{}' on {} is unknown: the script was running when {} stopped, and a script is never run twice",
+                    action.name, address.name, address.name
+                ),
+                None if outcome.state == cuttle_exec::ScriptState::TimedOut => format!(
+                    "'{}' ran past its time limit on {}",
+                    action.name, address.name
+                ),
+                None => format!(
+                    "'{}' failed on {} with exit code {}",
+                    action.name,
+                    address.name,
+                    outcome.state.exit_code().unwrap_or(-1)
+                ),
+            })
+        }
+    }
+
+    async fn run_manual_action(
+        &self,
+        context: &TaskContext,
+        plan: &Plan,
+        run: &Mutex<RunState>,
+        action: &DeploymentAction,
+        activity: &str,
+    ) -> Result<RunStatus, String> {
+        let instructions = action
+            .property(property::MANUAL_INSTRUCTIONS)
+            .unwrap_or_default()
+            .to_owned();
+        let title = format!("{}: {}", action.name, plan.environment.name);
+        let answer = self
+            .ask(
+                context,
+                plan,
+                activity,
+                activity,
+                InterruptionType::ManualIntervention,
+                &title,
+                &instructions,
+                &["Proceed", "Abort"],
+                true,
+            )
+            .await;
+        match answer {
+            Answer::Canceled => Ok(RunStatus::Canceled),
+            Answer::Given { answer, notes } => {
+                let approved = answer == "Proceed";
+                let mut state = run.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                for (name, value) in [
+                    ("Manual.Notes", notes.clone()),
+                    (
+                        "Manual.Approved",
+                        if approved { "True" } else { "False" }.to_owned(),
+                    ),
+                ] {
+                    record_output(
+                        &mut state,
+                        &json!({"ActionName": action.name, "Name": name, "Value": value, "IsSensitive": false}),
+                    );
+                }
+                drop(state);
+                if approved {
+                    context.log(LogCategory::Info, activity, format!("Proceeding: {notes}"));
+                    Ok(RunStatus::Success)
+                } else {
+                    Err(format!(
+                        "the deployment was aborted at '{}': {notes}",
+                        action.name
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Raises an interruption (or finds the one raised before a restart) and waits for its
+    /// answer.
+    #[expect(clippy::too_many_arguments, reason = "the parts of an interruption")]
+    async fn ask(
+        &self,
+        context: &TaskContext,
+        plan: &Plan,
+        correlation_id: &str,
+        activity: &str,
+        kind: InterruptionType,
+        title: &str,
+        instructions: &str,
+        allowed: &[&str],
+        is_required: bool,
+    ) -> Answer {
+        let store = context.store();
+        let task = context.task();
+        let existing = task.progress["Interruptions"][correlation_id]
+            .as_str()
+            .map(str::to_owned);
+        let id = match existing {
+            Some(id) => id,
+            None => {
+                let id = match store.allocate_id(ResourceKind::Interruption).await {
+                    Ok(id) => id,
+                    Err(error) => {
+                        context.log(
+                            LogCategory::Error,
+                            activity,
+                            format!("could not ask for guidance: {error}"),
+                        );
+                        return Answer::Given {
+                            answer: "Fail".to_owned(),
+                            notes: String::new(),
+                        };
+                    }
+                };
+                let answer_field = match kind {
+                    InterruptionType::ManualIntervention => "Result",
+                    InterruptionType::GuidedFailure => "Guidance",
+                };
+                let mut values = serde_json::Map::new();
+                values.insert("Instructions".to_owned(), json!(instructions));
+                values.insert("IsRequired".to_owned(), json!(is_required));
+                values.insert(answer_field.to_owned(), serde_json::Value::Null);
+                values.insert("Notes".to_owned(), serde_json::Value::Null);
+                let interruption = Interruption {
+                    id: id.clone(),
+                    space_id: plan.space.id.clone(),
+                    title: title.to_owned(),
+                    created: Utc::now().to_rfc3339(),
+                    is_pending: true,
+                    form: cuttle_domain::InterruptionForm {
+                        values,
+                        elements: vec![
+                            FormElement {
+                                name: answer_field.to_owned(),
+                                control: json!({"Type": "SubmitButtonGroup", "Buttons": allowed.iter().map(|value| json!({"Text": value, "Value": value})).collect::<Vec<_>>()}),
+                                is_value_required: true,
+                            },
+                            FormElement {
+                                name: "Notes".to_owned(),
+                                control: json!({"Type": "TextArea", "Label": "Notes"}),
+                                is_value_required: false,
+                            },
+                        ],
+                    },
+                    related_document_ids: vec![
+                        plan.deployment.id.clone(),
+                        plan.project.id.clone(),
+                        plan.environment.id.clone(),
+                        plan.release.id.clone(),
+                    ],
+                    can_take_responsibility: true,
+                    task_id: task.id.clone(),
+                    correlation_id: correlation_id.to_owned(),
+                    interruption_type: kind,
+                    ..Interruption::default()
+                };
+                if let Err(error) = store.insert_resource(&interruption).await {
+                    context.log(
+                        LogCategory::Error,
+                        activity,
+                        format!("could not ask for guidance: {error}"),
+                    );
+                    return Answer::Given {
+                        answer: "Fail".to_owned(),
+                        notes: String::new(),
+                    };
+                }
+                let key = correlation_id.to_owned();
+                let id_value = id.clone();
+                if let Err(error) = context
+                    .update_progress(|progress| {
+                        if !progress["Interruptions"].is_object() {
+                            progress["Interruptions"] = json!({});
+                        }
+                        progress["Interruptions"][&key] = json!(id_value);
+                    })
+                    .await
+                {
+                    tracing::warn!("failed to record an interruption: {error}");
+                }
+                context.log(
+                    LogCategory::Wait,
+                    activity,
+                    match kind {
+                        InterruptionType::ManualIntervention => {
+                            format!("Waiting for manual intervention ({id}): {instructions}")
+                        }
+                        InterruptionType::GuidedFailure => format!(
+                            "Guided failure: waiting for someone to choose {} ({id})",
+                            allowed.join(", ")
+                        ),
+                    },
+                );
+                id
+            }
+        };
+        if let Err(error) = context.set_pending_interruptions(true).await {
+            tracing::warn!("failed to mark the task as waiting: {error}");
+        }
+        let answer = loop {
+            match store.get_resource::<Interruption>(&id).await {
+                Ok(Some(interruption)) if !interruption.is_pending => {
+                    let field = interruption.answer_field();
+                    let text = |name: &str| {
+                        interruption
+                            .form
+                            .values
+                            .get(name)
+                            .and_then(|value| value.as_str())
+                            .unwrap_or_default()
+                            .to_owned()
+                    };
+                    let who = interruption.submitted_by.clone().unwrap_or_default();
+                    let answer = text(field);
+                    context.log(LogCategory::Info, activity, format!("{who} chose {answer}"));
+                    break Answer::Given {
+                        answer,
+                        notes: text("Notes"),
+                    };
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    break Answer::Given {
+                        answer: "Fail".to_owned(),
+                        notes: "the interruption was deleted".to_owned(),
+                    };
+                }
+                Err(error) => tracing::debug!("failed to read an interruption: {error}"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(INTERRUPTION_POLL) => {}
+                () = context.cancellation() => break Answer::Canceled,
+            }
+        };
+        if matches!(answer, Answer::Canceled) {
+            // Nobody needs to answer a canceled task's question.
+            if let Ok(Some(mut interruption)) = store.get_resource::<Interruption>(&id).await {
+                interruption.is_pending = false;
+                if let Err(error) = store.update_resource(&interruption).await {
+                    tracing::debug!("failed to close an interruption: {error}");
+                }
+            }
+        }
+        if let Err(error) = context.set_pending_interruptions(false).await {
+            tracing::warn!("failed to mark the task as running: {error}");
+        }
+        answer
+    }
+}
+
+fn address_of(target: &DeploymentTarget, space_id: &str) -> TargetAddress {
+    TargetAddress {
+        machine_id: target.id.clone(),
+        name: target.name.clone(),
+        space_id: space_id.to_owned(),
+        endpoint: target.endpoint.clone(),
+    }
+}
+
+/// Sets an activity's status (and its start or end time) in the progress document.
+fn set_activity_in(progress: &mut serde_json::Value, id: &str, status: &str, starting: bool) {
+    let now = Utc::now().to_rfc3339();
+    if let Some(activities) = progress["Activities"].as_array_mut()
+        && let Some(activity) = activities.iter_mut().find(|activity| activity["Id"] == id)
+    {
+        activity["Status"] = json!(status);
+        if starting {
+            activity["Started"] = json!(now);
+        } else {
+            activity["Ended"] = json!(now);
+        }
+    }
+}
+
+async fn set_activity(context: &TaskContext, id: &str, status: &str, starting: bool) {
+    if let Err(error) = context
+        .update_progress(|progress| set_activity_in(progress, id, status, starting))
+        .await
+    {
+        tracing::warn!("failed to record an activity's status: {error}");
+    }
+}
+
+async fn declare_activity(context: &TaskContext, id: &str, parent: &str, name: &str) {
+    let declared = context
+        .update_progress(|progress| {
+            if !progress["Activities"].is_array() {
+                progress["Activities"] = json!([]);
+            }
+            if let Some(activities) = progress["Activities"].as_array_mut()
+                && !activities.iter().any(|activity| activity["Id"] == id)
+            {
+                activities.push(json!({"Id": id, "ParentId": parent, "Name": name, "Status": "Running", "Started": Utc::now().to_rfc3339()}));
+            }
+        })
+        .await;
+    if let Err(error) = declared {
+        tracing::warn!("failed to record an activity: {error}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(name: &str, trigger: StartTrigger) -> DeploymentStep {
+        DeploymentStep {
+            name: name.to_owned(),
+            start_trigger: trigger,
+            ..DeploymentStep::default()
+        }
+    }
+
+    #[test]
+    fn steps_starting_with_the_previous_one_share_its_group() {
+        let steps = [
+            step("A", StartTrigger::StartAfterPrevious),
+            step("B", StartTrigger::StartAfterPrevious),
+            step("C", StartTrigger::StartWithPrevious),
+            step("D", StartTrigger::StartAfterPrevious),
+            step("E", StartTrigger::StartWithPrevious),
+            step("F", StartTrigger::StartWithPrevious),
+        ];
+        assert_eq!(
+            step_groups(&steps),
+            vec![vec![0], vec![1, 2], vec![3, 4, 5]]
+        );
+        // A first step that "starts with the previous" has nothing to start with.
+        assert_eq!(
+            step_groups(&[step("A", StartTrigger::StartWithPrevious)]),
+            vec![vec![0]]
+        );
+    }
+
+    #[test]
+    fn values_are_expanded_against_each_other() {
+        let raw = vec![
+            ("Greeting".to_owned(), "Hello #{Name}".to_owned(), false),
+            ("Name".to_owned(), "World".to_owned(), false),
+            ("Password".to_owned(), "s3cret".to_owned(), true),
+        ];
+        let (dictionary, variables) = evaluate_all(&raw);
+        assert_eq!(dictionary.get_raw("greeting"), Some("Hello World"));
+        assert_eq!(variables[0].value, "Hello World");
+        assert!(variables[2].is_sensitive);
+    }
+}

@@ -1,0 +1,523 @@
+//! The deployment pipeline end to end, through the API of a real server running scripts on its
+//! built-in worker: process, release (with snapshots), lifecycle gating, deployment with
+//! parallel steps and output variables, masking of sensitive values, guided failure and
+//! cancellation.
+
+use std::time::Duration;
+
+use cuttle_api::ServerTaskResource;
+use cuttle_domain::Environment;
+use cuttle_test_support::TestServer;
+use serde_json::{Value, json};
+
+use super::{assert_error, send, server};
+
+async fn wait_for_task(server: &TestServer, id: &str) -> ServerTaskResource {
+    for _ in 0..1200 {
+        let task: ServerTaskResource = server
+            .client
+            .get(&format!("/api/Spaces-1/tasks/{id}"))
+            .await
+            .expect("read the task");
+        if task.is_completed {
+            return task;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("task {id} did not complete");
+}
+
+async fn raw_log(server: &TestServer, id: &str) -> String {
+    send(
+        server,
+        "GET",
+        &format!("/api/Spaces-1/tasks/{id}/raw"),
+        None,
+    )
+    .await
+    .body
+}
+
+async fn create_environments(server: &TestServer, names: &[&str]) {
+    for name in names {
+        server
+            .client
+            .create(
+                Some("Spaces-1"),
+                &Environment {
+                    name: (*name).to_owned(),
+                    ..Environment::default()
+                },
+            )
+            .await
+            .expect("create an environment");
+    }
+}
+
+async fn create_project(server: &TestServer, name: &str) -> Value {
+    server
+        .client
+        .post("/api/Spaces-1/projects", &json!({"Name": name}))
+        .await
+        .expect("create a project")
+}
+
+fn server_step(name: &str, body: &str, start_with_previous: bool) -> Value {
+    json!({
+        "Name": name,
+        "StartTrigger": if start_with_previous { "StartWithPrevious" } else { "StartAfterPrevious" },
+        "Condition": "Success",
+        "Properties": {},
+        "Actions": [{
+            "Name": name,
+            "ActionType": "Octopus.Script",
+            "Properties": {
+                "Octopus.Action.RunOnServer": "true",
+                "Octopus.Action.Script.ScriptSource": "Inline",
+                "Octopus.Action.Script.Syntax": "Bash",
+                "Octopus.Action.Script.ScriptBody": body,
+            }
+        }]
+    })
+}
+
+async fn save_process(server: &TestServer, project: &Value, steps: Vec<Value>) -> Value {
+    let process_id = project["DeploymentProcessId"].as_str().expect("process id");
+    let mut process: Value = server
+        .client
+        .get(&format!("/api/Spaces-1/deploymentprocesses/{process_id}"))
+        .await
+        .expect("read the process");
+    process["Steps"] = json!(steps);
+    server
+        .client
+        .put(
+            &format!("/api/Spaces-1/deploymentprocesses/{process_id}"),
+            &process,
+        )
+        .await
+        .expect("save the process")
+}
+
+async fn deploy(server: &TestServer, project: &str, version: &str, environment: &str) -> String {
+    let answer: Value = server
+        .client
+        .post(
+            "/api/Spaces-1/deployments/create/untenanted/v1",
+            &json!({
+                "spaceId": "Spaces-1", "spaceIdOrName": "Default", "spaceName": "Default",
+                "ProjectName": project, "ReleaseVersion": version,
+                "EnvironmentNames": [environment], "Variables": {}
+            }),
+        )
+        .await
+        .expect("deploy");
+    let task_id = answer["DeploymentServerTasks"][0]["ServerTaskId"]
+        .as_str()
+        .expect("a task id")
+        .to_owned();
+    let deployment_id = answer["DeploymentServerTasks"][0]["DeploymentId"]
+        .as_str()
+        .expect("a deployment id");
+    // Read-after-write, as the official action does right away.
+    let deployments: Value = server
+        .client
+        .get(&format!(
+            "/api/Spaces-1/deployments?take=1&ids={deployment_id}"
+        ))
+        .await
+        .expect("list the deployment");
+    assert_eq!(deployments["Items"][0]["TaskId"], json!(task_id));
+    task_id
+}
+
+#[tokio::test]
+async fn a_release_is_deployed_step_by_step_and_promoted_through_the_lifecycle() {
+    let server = server().await;
+    create_environments(&server, &["Development", "Test", "Production"]).await;
+    let project = create_project(&server, "Hello World").await;
+    let project_id = project["Id"].as_str().expect("project id");
+
+    // A sensitive variable, echoed by a script, must never reach the log.
+    let variables_path = format!(
+        "/api/Spaces-1/variables/{}",
+        project["VariableSetId"].as_str().expect("variable set id")
+    );
+    let mut variables: Value = server.client.get(&variables_path).await.expect("variables");
+    variables["Variables"] = json!([
+        {"Name": "Greeting", "Value": "Hello from #{Octopus.Environment.Name}"},
+        {"Name": "DatabasePassword", "Value": "correct-horse-battery", "IsSensitive": true},
+    ]);
+    let _: Value = server
+        .client
+        .put(&variables_path, &variables)
+        .await
+        .expect("save variables");
+
+    let saved = save_process(
+        &server,
+        &project,
+        vec![
+            server_step(
+                "Set Color",
+                "echo \"#{Greeting}\"\nset_octopusvariable Color blue\necho \"password is $(get_octopusvariable DatabasePassword)\"",
+                false,
+            ),
+            server_step("Left", "sleep 0.3; echo left done", false),
+            server_step("Right", "sleep 0.3; echo right done", true),
+            server_step(
+                "Use Color",
+                "echo \"the color is #{Octopus.Action[Set Color].Output.Color}\"",
+                false,
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(saved["Version"], json!(1));
+    assert!(
+        saved["Steps"][0]["Id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty())
+    );
+
+    // A stale save is refused.
+    let mut stale = saved.clone();
+    stale["Version"] = json!(0);
+    let response = send(
+        &server,
+        "PUT",
+        &format!("/api/Spaces-1/projects/{project_id}/deploymentprocesses"),
+        Some(&stale.to_string()),
+    )
+    .await;
+    assert_error(&response, 409, "changed by someone else");
+
+    let created: Value = server
+        .client
+        .post(
+            "/api/Spaces-1/releases/create/v1",
+            &json!({"spaceId": "Spaces-1", "spaceIdOrName": "Default", "spaceName": "Default",
+                    "ProjectName": "Hello World", "Packages": [], "GitResources": [],
+                    "CustomFields": {}, "IgnoreChannelRules": false}),
+        )
+        .await
+        .expect("create a release");
+    assert_eq!(created["ReleaseVersion"], json!("0.0.1"));
+    let release_id = created["ReleaseId"].as_str().expect("release id");
+
+    // Changing the process afterwards does not change the release.
+    let mut changed = saved.clone();
+    changed["Steps"][1]["Actions"][0]["Properties"]["Octopus.Action.Script.ScriptBody"] =
+        json!("exit 1");
+    let _: Value = server
+        .client
+        .put(
+            &format!("/api/Spaces-1/projects/{project_id}/deploymentprocesses"),
+            &changed,
+        )
+        .await
+        .expect("change the live process");
+
+    let task_id = deploy(&server, "Hello World", "0.0.1", "Development").await;
+    let task = wait_for_task(&server, &task_id).await;
+    let log = raw_log(&server, &task_id).await;
+    assert_eq!(task.state, "Success", "{log}");
+    assert!(log.contains("Hello from Development"), "{log}");
+    assert!(log.contains("the color is blue"), "{log}");
+    assert!(
+        log.contains("left done") && log.contains("right done"),
+        "{log}"
+    );
+    assert!(log.contains("password is ********"), "{log}");
+    assert!(!log.contains("correct-horse-battery"), "{log}");
+
+    // Production is two phases away.
+    let response = send(
+        &server,
+        "POST",
+        "/api/Spaces-1/deployments/create/untenanted/v1",
+        Some(
+            &json!({"ProjectName": "Hello World", "ReleaseVersion": "0.0.1",
+                    "EnvironmentNames": ["Production"]})
+            .to_string(),
+        ),
+    )
+    .await;
+    assert_error(&response, 400, "cannot be deployed to Production");
+
+    let progression: Value = server
+        .client
+        .get(&format!("/api/Spaces-1/releases/{release_id}/progression"))
+        .await
+        .expect("progression");
+    let test_environment = progression["Environments"]
+        .as_array()
+        .and_then(|environments| environments.iter().find(|item| item["Name"] == "Test"))
+        .cloned()
+        .expect("Test in the progression");
+    assert_eq!(test_environment["CanDeploy"], json!(true), "{progression}");
+
+    let task_id = deploy(&server, "Hello World", "0.0.1", "Test").await;
+    let task = wait_for_task(&server, &task_id).await;
+    assert_eq!(
+        task.state,
+        "Success",
+        "{}",
+        raw_log(&server, &task_id).await
+    );
+
+    // The dashboard shows the latest deployment per environment; the progression says
+    // Production is next.
+    let dashboard: Value = server
+        .client
+        .get("/api/Spaces-1/dashboard")
+        .await
+        .expect("dashboard");
+    let cells = dashboard["Items"].as_array().expect("dashboard items");
+    assert_eq!(cells.len(), 2, "{dashboard}");
+    assert!(
+        cells
+            .iter()
+            .all(|cell| cell["State"] == "Success" && cell["ReleaseVersion"] == "0.0.1"),
+        "{dashboard}"
+    );
+    let progression: Value = server
+        .client
+        .get(&format!("/api/Spaces-1/projects/{project_id}/progression"))
+        .await
+        .expect("project progression");
+    let production_id = progression["Environments"]
+        .as_array()
+        .and_then(|environments| {
+            environments
+                .iter()
+                .find(|item| item["Name"] == "Production")
+        })
+        .map(|environment| environment["Id"].clone())
+        .expect("Production");
+    assert!(
+        progression["Releases"][0]["NextDeployments"]
+            .as_array()
+            .is_some_and(|next| next.contains(&production_id)),
+        "{progression}"
+    );
+
+    // The finished task's log replays as Server-Sent Events and the stream ends.
+    let events = send(
+        &server,
+        "GET",
+        &format!("/api/tasks/{task_id}/events"),
+        None,
+    )
+    .await;
+    assert_eq!(events.status.as_u16(), 200);
+    assert!(events.body.contains("event: line"), "{}", events.body);
+    assert!(events.body.contains("event: end"), "{}", events.body);
+    assert!(!events.body.contains("correct-horse-battery"));
+
+    let releases: Value = server
+        .client
+        .get(&format!("/api/Spaces-1/projects/{project_id}/releases"))
+        .await
+        .expect("list releases");
+    assert_eq!(releases["TotalResults"], json!(1));
+    assert_eq!(releases["Items"][0]["Version"], json!("0.0.1"));
+    server.cleanup().await.expect("clean up");
+}
+
+#[tokio::test]
+async fn guided_failure_waits_for_a_person_and_retry_succeeds() {
+    let server = server().await;
+    create_environments(&server, &["Development"]).await;
+    let project = create_project(&server, "Guided").await;
+    let marker = tempfile::tempdir().expect("temporary directory");
+    let marker_path = marker.path().join("fixed");
+    save_process(
+        &server,
+        &project,
+        vec![server_step(
+            "Needs Fix",
+            &format!(
+                "if [ -f '{}' ]; then echo fixed; else echo 'not fixed yet' >&2; exit 3; fi",
+                marker_path.display()
+            ),
+            false,
+        )],
+    )
+    .await;
+    let _: Value = server
+        .client
+        .post(
+            "/api/Spaces-1/releases/create/v1",
+            &json!({"ProjectName": "Guided", "ReleaseVersion": "1.0.0"}),
+        )
+        .await
+        .expect("create a release");
+    let answer: Value = server
+        .client
+        .post(
+            "/api/Spaces-1/deployments/create/untenanted/v1",
+            &json!({"ProjectName": "Guided", "ReleaseVersion": "1.0.0",
+                    "EnvironmentNames": ["Development"], "UseGuidedFailure": true}),
+        )
+        .await
+        .expect("deploy");
+    let task_id = answer["DeploymentServerTasks"][0]["ServerTaskId"]
+        .as_str()
+        .expect("task id")
+        .to_owned();
+
+    let mut interruption = Value::Null;
+    for _ in 0..400 {
+        let page: Value = server
+            .client
+            .get(&format!(
+                "/api/Spaces-1/interruptions?regarding={task_id}&pendingOnly=true"
+            ))
+            .await
+            .expect("list interruptions");
+        if page["TotalResults"] == json!(1) {
+            interruption = page["Items"][0].clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let interruption_id = interruption["Id"].as_str().expect("an interruption");
+    let task: ServerTaskResource = server
+        .client
+        .get(&format!("/api/Spaces-1/tasks/{task_id}"))
+        .await
+        .expect("task");
+    assert_eq!(task.state, "Executing");
+    assert!(task.has_pending_interruptions);
+
+    let response = send(
+        &server,
+        "POST",
+        &format!("/api/Spaces-1/interruptions/{interruption_id}/submit"),
+        Some(&json!({"Guidance": "Shrug"}).to_string()),
+    )
+    .await;
+    assert_error(&response, 400, "is not one of Fail, Retry, Ignore, Exclude");
+
+    std::fs::write(&marker_path, b"yes").expect("fix the cause");
+    let _: Value = server
+        .client
+        .post(
+            &format!("/api/Spaces-1/interruptions/{interruption_id}/submit"),
+            &json!({"Guidance": "Retry", "Notes": "fixed the file"}),
+        )
+        .await
+        .expect("answer Retry");
+    let task = wait_for_task(&server, &task_id).await;
+    let log = raw_log(&server, &task_id).await;
+    assert_eq!(task.state, "Success", "{log}");
+    assert!(
+        log.contains("not fixed yet") && log.contains("fixed"),
+        "{log}"
+    );
+    assert!(log.contains("Retrying: fixed the file"), "{log}");
+    server.cleanup().await.expect("clean up");
+}
+
+#[tokio::test]
+async fn cancelling_a_deployment_stops_its_running_script() {
+    let server = server().await;
+    create_environments(&server, &["Development"]).await;
+    let project = create_project(&server, "Sleepy").await;
+    save_process(
+        &server,
+        &project,
+        vec![server_step("Sleep", "echo sleeping; sleep 600", false)],
+    )
+    .await;
+    let _: Value = server
+        .client
+        .post(
+            "/api/Spaces-1/releases/create/v1",
+            &json!({"ProjectName": "Sleepy", "ReleaseVersion": "1.0.0"}),
+        )
+        .await
+        .expect("create a release");
+    let task_id = deploy(&server, "Sleepy", "1.0.0", "Development").await;
+    for _ in 0..400 {
+        if raw_log(&server, &task_id).await.contains("sleeping") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let _: Value = server
+        .client
+        .post(&format!("/api/tasks/{task_id}/cancel"), &json!({}))
+        .await
+        .expect("cancel");
+    let task = wait_for_task(&server, &task_id).await;
+    assert_eq!(
+        task.state,
+        "Canceled",
+        "{}",
+        raw_log(&server, &task_id).await
+    );
+    server.cleanup().await.expect("clean up");
+}
+
+#[tokio::test]
+async fn a_deployment_survives_kill_9_of_the_server_and_ends_with_every_line_kept() {
+    let mut server = server().await;
+    create_environments(&server, &["Development"]).await;
+    let project = create_project(&server, "Crashy").await;
+    save_process(
+        &server,
+        &project,
+        vec![
+            server_step("First", "echo first step ran", false),
+            server_step(
+                "Second",
+                "echo before the crash; sleep 2; echo after the crash",
+                false,
+            ),
+            server_step("Third", "echo third step ran", false),
+        ],
+    )
+    .await;
+    let _: Value = server
+        .client
+        .post(
+            "/api/Spaces-1/releases/create/v1",
+            &json!({"ProjectName": "Crashy", "ReleaseVersion": "1.0.0"}),
+        )
+        .await
+        .expect("create a release");
+    let task_id = deploy(&server, "Crashy", "1.0.0", "Development").await;
+    let mut shown = String::new();
+    for _ in 0..400 {
+        shown = raw_log(&server, &task_id).await;
+        if shown.contains("before the crash") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(shown.contains("before the crash"), "{shown}");
+    server.kill().expect("kill -9 the server");
+    server.restart().expect("start the server again");
+
+    let task = wait_for_task(&server, &task_id).await;
+    let log = raw_log(&server, &task_id).await;
+    // Every line shown before the crash is still there, once.
+    for line in shown.lines().skip_while(|line| !line.is_empty()).skip(1) {
+        assert_eq!(log.matches(line).count(), 1, "{line:?} in {log}");
+    }
+    assert_eq!(log.matches("first step ran").count(), 1, "{log}");
+    match task.state.as_str() {
+        // The built-in worker died with the server: the step's result is unknown, and the
+        // task says so rather than running the script again.
+        "Failed" => {
+            assert!(task.error_message.contains("is unknown"), "{log}");
+            assert!(!log.contains("third step ran"), "{log}");
+        }
+        "Success" => assert!(log.contains("third step ran"), "{log}"),
+        other => panic!("the task ended {other}: {log}"),
+    }
+    assert!(log.contains("Resuming on node"), "{log}");
+    server.cleanup().await.expect("clean up");
+}
