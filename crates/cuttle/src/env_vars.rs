@@ -15,6 +15,8 @@ pub(crate) const CUTTLE_MAX_JSON_BODY: &str = "CUTTLE_MAX_JSON_BODY";
 /// The master key that seals secrets (32 bytes, base64 or hex). Without it, `master.key` in
 /// the data directory is used, created on first start. Nodes sharing a database share it.
 pub(crate) const CUTTLE_MASTER_KEY: &str = "CUTTLE_MASTER_KEY";
+/// The most tasks one node runs at once (default 5).
+pub(crate) const CUTTLE_TASK_CAP: &str = "CUTTLE_TASK_CAP";
 /// Set to `true` to run no scripts on the server itself.
 pub(crate) const CUTTLE_DISABLE_BUILT_IN_WORKER: &str = "CUTTLE_DISABLE_BUILT_IN_WORKER";
 /// The address of the agent port, which polling agents dial (default `0.0.0.0:10943`).

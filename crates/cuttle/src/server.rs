@@ -43,6 +43,11 @@ pub(crate) struct ServerArguments {
     #[arg(long, env = env_vars::CUTTLE_SSH_REMOTE_DIRECTORY, default_value = ".cuttle")]
     ssh_remote_directory: String,
 
+    /// The most tasks (deployments, health checks, scripts) this node runs at once; more
+    /// wait in the queue. Octopus's task cap, 5 by default there too.
+    #[arg(long, env = env_vars::CUTTLE_TASK_CAP, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
+    task_cap: u16,
+
     /// The largest JSON request body accepted, in bytes.
     #[arg(long, env = env_vars::CUTTLE_MAX_JSON_BODY, default_value_t = DEFAULT_JSON_BODY_LIMIT)]
     max_json_body: usize,
@@ -82,7 +87,8 @@ pub(crate) async fn run(arguments: ServerArguments) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listen on {}", arguments.listen))?;
     let address = listener.local_addr().context("read the listen address")?;
-    let runner_config = cuttle_orchestrator::RunnerConfig::new(node_name(&arguments.data_dir)?);
+    let mut runner_config = cuttle_orchestrator::RunnerConfig::new(node_name(&arguments.data_dir)?);
+    runner_config.max_concurrent_tasks = usize::from(arguments.task_cap);
     let mut runner = cuttle_orchestrator::TaskRunner::new(Arc::clone(&store), runner_config);
     let agent_listener = tokio::net::TcpListener::bind(arguments.agent_listen)
         .await
