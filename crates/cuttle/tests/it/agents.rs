@@ -18,7 +18,7 @@ use super::{send, server};
 const CUTTLE: &str = env!("CARGO_BIN_EXE_cuttle");
 
 /// A running `cuttle agent run`, killed when dropped.
-struct RunningAgent {
+pub(super) struct RunningAgent {
     child: Child,
     _lines: mpsc::Receiver<String>,
 }
@@ -58,7 +58,7 @@ fn agent_command(home: &Path, arguments: &[&str]) -> String {
 }
 
 /// Starts `cuttle agent run` and waits for the line that says it is ready.
-fn run_agent(home: &Path, ready_prefix: &str) -> RunningAgent {
+pub(super) fn run_agent(home: &Path, ready_prefix: &str) -> RunningAgent {
     let mut child = Command::new(CUTTLE)
         .arg("agent")
         .arg("--home")
@@ -94,7 +94,7 @@ fn run_agent(home: &Path, ready_prefix: &str) -> RunningAgent {
 
 /// Registers a listening agent in `home` as target `name` (role `web`, in Production) on a
 /// free port; returns what `cuttle agent register` printed.
-fn register_listening(server: &TestServer, home: &Path, name: &str) -> String {
+pub(super) fn register_listening(server: &TestServer, home: &Path, name: &str) -> String {
     let port = free_port().to_string();
     agent_command(
         home,

@@ -521,3 +521,110 @@ async fn a_deployment_survives_kill_9_of_the_server_and_ends_with_every_line_kep
     assert!(log.contains("Resuming on node"), "{log}");
     server.cleanup().await.expect("clean up");
 }
+
+fn target_step(name: &str, body: &str, roles: &str, window: Option<u32>) -> Value {
+    let mut properties = json!({"Octopus.Action.TargetRoles": roles});
+    if let Some(window) = window {
+        properties["Octopus.Action.MaxParallelism"] = json!(window.to_string());
+    }
+    json!({
+        "Name": name,
+        "Properties": properties,
+        "Actions": [{
+            "Name": name,
+            "ActionType": "Octopus.Script",
+            "Properties": {
+                "Octopus.Action.Script.Syntax": "Bash",
+                "Octopus.Action.Script.ScriptBody": body,
+            }
+        }]
+    })
+}
+
+#[tokio::test]
+async fn a_rolling_step_over_four_agents_keeps_its_window_and_outputs_reach_later_steps() {
+    let server = server().await;
+    create_environments(&server, &["Production"]).await;
+    let homes: Vec<tempfile::TempDir> = (0..4)
+        .map(|_| tempfile::tempdir().expect("agent home"))
+        .collect();
+    for (index, home) in homes.iter().enumerate() {
+        super::agents::register_listening(&server, home.path(), &format!("web0{}", index + 1));
+    }
+    let _agents: Vec<_> = homes
+        .iter()
+        .map(|home| super::agents::run_agent(home.path(), "Cuttle agent is listening on"))
+        .collect();
+    let project = create_project(&server, "Rolling").await;
+    let journal = tempfile::tempdir().expect("journal directory");
+    let journal_file = journal.path().join("rolling.log");
+    let journal_path = journal_file.display().to_string();
+    save_process(
+        &server,
+        &project,
+        vec![
+            target_step(
+                "Roll",
+                &format!(
+                    "echo \"start #{{Octopus.Machine.Name}}\" >> '{journal_path}'\nsleep 0.4\necho \"end #{{Octopus.Machine.Name}}\" >> '{journal_path}'\nset_octopusvariable Ready \"yes-#{{Octopus.Machine.Name}}\""
+                ),
+                "web",
+                Some(2),
+            ),
+            server_step("Pair A", "echo pair a", false),
+            server_step("Pair B", "echo pair b", true),
+            server_step(
+                "Read Output",
+                "echo \"web01 said #{Octopus.Action[Roll].Output[web01].Ready}\"",
+                false,
+            ),
+        ],
+    )
+    .await;
+    let _: Value = server
+        .client
+        .post(
+            "/api/Spaces-1/releases/create/v1",
+            &json!({"ProjectName": "Rolling", "ReleaseVersion": "1.0.0"}),
+        )
+        .await
+        .expect("create a release");
+    let task_id = deploy(&server, "Rolling", "1.0.0", "Production").await;
+    let task = wait_for_task(&server, &task_id).await;
+    let log = raw_log(&server, &task_id).await;
+    assert_eq!(task.state, "Success", "{log}");
+    assert!(log.contains("web01 said yes-web01"), "{log}");
+    assert!(log.contains("pair a") && log.contains("pair b"), "{log}");
+
+    // Never more than two targets inside the step at once, and all four ran it.
+    let journal_text = std::fs::read_to_string(&journal_file).expect("read the journal");
+    let mut inside = 0_i32;
+    let mut most_inside = 0_i32;
+    for line in journal_text.lines() {
+        if line.starts_with("start ") {
+            inside += 1;
+        } else {
+            inside -= 1;
+        }
+        most_inside = most_inside.max(inside);
+    }
+    assert_eq!(journal_text.matches("start ").count(), 4, "{journal_text}");
+    assert_eq!(
+        most_inside, 2,
+        "a window of two runs two at once: {journal_text}"
+    );
+
+    // The task's details nest the targets under the step.
+    let details: Value = server
+        .client
+        .get(&format!("/api/Spaces-1/tasks/{task_id}/details"))
+        .await
+        .expect("task details");
+    let step = &details["ActivityLogs"][0]["Children"][0];
+    assert_eq!(
+        step["Children"].as_array().map(Vec::len),
+        Some(4),
+        "{details}"
+    );
+    server.cleanup().await.expect("clean up");
+}
