@@ -35,7 +35,7 @@ pub use bootstrap::{
 pub use cuttle_pki::Identity;
 pub use cuttle_secrets::{KeySource, MasterKey};
 pub use error::ApiError;
-pub use routes::HEALTH_TASK;
+pub use routes::{HEALTH_TASK, promote_automatically};
 pub use state::{AppState, DEFAULT_JSON_BODY_LIMIT};
 
 /// The HTTP service: path normalization in front of the router.

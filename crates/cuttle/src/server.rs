@@ -156,6 +156,7 @@ pub(crate) async fn run(arguments: ServerArguments) -> anyhow::Result<()> {
     let (stop_runner, runner_stopped) = tokio::sync::watch::channel(false);
     let runner_task = tokio::spawn(Arc::clone(&runner).run(runner_stopped.clone()));
     let agent_port_task = tokio::spawn(agent_port.serve(agent_listener, runner_stopped.clone()));
+    let promotion_task = tokio::spawn(promote_automatically(state.clone(), runner_stopped.clone()));
     let schedule_task = tokio::spawn(schedule_health_checks(
         Arc::clone(&store),
         runner.waker(),
@@ -179,9 +180,27 @@ pub(crate) async fn run(arguments: ServerArguments) -> anyhow::Result<()> {
     }
     agent_port_task.abort();
     schedule_task.abort();
+    promotion_task.abort();
     served.context("serve HTTP")?;
     tracing::info!("server stopped");
     Ok(())
+}
+
+/// Queues the lifecycle's automatic deployments after deployments succeed, every second,
+/// until shut down. Starts a little in the past, so successes from just before a restart are
+/// looked at too (queueing is idempotent).
+async fn promote_automatically(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let mut since = chrono::Utc::now() - chrono::Duration::minutes(10);
+    loop {
+        match cuttle_server::promote_automatically(&state, since).await {
+            Ok(newest) => since = newest,
+            Err(error) => tracing::warn!("failed to queue automatic deployments: {error}"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
 }
 
 /// Queues health checks as machine policies ask, every few seconds, until shut down.

@@ -493,6 +493,7 @@ async fn create_release_resource(
         },
     )
     .await?;
+    queue_automatic_deployments(&state, &project, &release).await?;
     Ok((StatusCode::CREATED, Json(with_links(release))).into_response())
 }
 
@@ -551,7 +552,7 @@ async fn create_release_command(
         .and_then(|value| value.as_object())
         .cloned()
         .unwrap_or_default();
-    let (release, _) = create_release(
+    let (release, created) = create_release(
         &state,
         &project,
         NewRelease {
@@ -565,6 +566,9 @@ async fn create_release_command(
         },
     )
     .await?;
+    if created {
+        queue_automatic_deployments(&state, &project, &release).await?;
+    }
     Ok((
         StatusCode::CREATED,
         Json(json!({"ReleaseId": release.id, "ReleaseVersion": release.version})),
@@ -956,6 +960,117 @@ async fn release_progression(
 // ---------------------------------------------------------------------------------------------
 // Deployments
 
+/// Who asked for a deployment: a user, or the lifecycle's automatic promotion.
+pub(crate) struct DeployedBy {
+    id: String,
+    name: String,
+}
+
+impl DeployedBy {
+    fn caller(caller: &Caller) -> DeployedBy {
+        DeployedBy {
+            id: caller.user.id.clone(),
+            name: caller.user.username.clone(),
+        }
+    }
+
+    fn lifecycle() -> DeployedBy {
+        DeployedBy {
+            id: String::new(),
+            name: "Lifecycle (automatic deployment)".to_owned(),
+        }
+    }
+}
+
+/// Queues a deployment to every automatic environment whose phase the release has reached and
+/// that has no deployment of it yet (Octopus's automatic lifecycle deployments). Safe to call
+/// again: an environment with a deployment in any state is left alone.
+pub(crate) async fn queue_automatic_deployments(
+    state: &AppState,
+    project: &Project,
+    release: &Release,
+) -> Result<Vec<Deployment>, ApiError> {
+    let (progression, environments, _) = progression_of(state, project, release).await?;
+    let mut queued = Vec::new();
+    for environment_id in progression.automatic_environments_to_deploy() {
+        let Some(environment) = environments
+            .iter()
+            .find(|environment| &environment.id == environment_id)
+        else {
+            continue;
+        };
+        let request = NewDeployment {
+            environment: environment.clone(),
+            comments: Some("Deployed automatically when the lifecycle's phase opened".to_owned()),
+            use_guided_failure: None,
+            force_package_download: false,
+            force_package_redeployment: false,
+            skip_actions: Vec::new(),
+            specific_machine_ids: Vec::new(),
+            excluded_machine_ids: Vec::new(),
+            form_values: serde_json::Map::new(),
+            queue_time: None,
+            queue_time_expiry: None,
+        };
+        queued.push(
+            create_deployment(state, &DeployedBy::lifecycle(), project, release, request).await?,
+        );
+    }
+    Ok(queued)
+}
+
+/// After deployments succeed, queues the automatic deployments their releases have reached.
+/// Looks at `Deploy` tasks that succeeded since `since`; returns the newest completion seen.
+pub async fn promote_automatically(
+    state: &AppState,
+    since: DateTime<Utc>,
+) -> Result<DateTime<Utc>, ApiError> {
+    let query = TaskQuery {
+        name: Some(cuttle_orchestrator::DEPLOY_TASK.to_owned()),
+        states: Some(vec![cuttle_store::TaskState::Success]),
+        take: 200,
+        ..TaskQuery::default()
+    };
+    let (_, tasks) = state.store().list_tasks(&query).await?;
+    let mut newest = since;
+    let mut seen_releases: Vec<String> = Vec::new();
+    for task in tasks {
+        let Some(completed) = task.completed_time else {
+            continue;
+        };
+        if completed <= since {
+            continue;
+        }
+        newest = newest.max(completed);
+        let Some(release_id) = task.arguments["ReleaseId"].as_str() else {
+            continue;
+        };
+        if seen_releases.iter().any(|seen| seen == release_id) {
+            continue;
+        }
+        seen_releases.push(release_id.to_owned());
+        let Some(release) = state.store().get_resource::<Release>(release_id).await? else {
+            continue;
+        };
+        let Some(project) = state
+            .store()
+            .get_resource::<Project>(&release.project_id)
+            .await?
+        else {
+            continue;
+        };
+        let queued = queue_automatic_deployments(state, &project, &release).await?;
+        for deployment in queued {
+            tracing::info!(
+                deployment = %deployment.id,
+                release = %release.version,
+                "queued an automatic deployment"
+            );
+        }
+    }
+    Ok(newest)
+}
+
 /// What one deployment request asks for, after names were resolved.
 struct NewDeployment {
     environment: Environment,
@@ -974,7 +1089,7 @@ struct NewDeployment {
 /// Checks a deployment against the lifecycle and queues it with its task.
 async fn create_deployment(
     state: &AppState,
-    caller: &Caller,
+    deployed_by: &DeployedBy,
     project: &Project,
     release: &Release,
     request: NewDeployment,
@@ -1061,8 +1176,8 @@ async fn create_deployment(
         specific_machine_ids: request.specific_machine_ids,
         excluded_machine_ids: request.excluded_machine_ids,
         form_values: request.form_values,
-        deployed_by: caller.user.username.clone(),
-        deployed_by_id: caller.user.id.clone(),
+        deployed_by: deployed_by.name.clone(),
+        deployed_by_id: deployed_by.id.clone(),
         ..Deployment::default()
     };
     let errors = deployment.normalize_and_validate();
@@ -1231,7 +1346,14 @@ async fn create_deployment_resource(
         queue_time: parse_time(&body, "QueueTime")?,
         queue_time_expiry: parse_time(&body, "QueueTimeExpiry")?,
     };
-    let deployment = create_deployment(&state, &caller, &project, &release, request).await?;
+    let deployment = create_deployment(
+        &state,
+        &DeployedBy::caller(&caller),
+        &project,
+        &release,
+        request,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(with_links(deployment))).into_response())
 }
 
@@ -1313,7 +1435,14 @@ async fn create_deployments_command(
             queue_time: parse_time(&body, "RunAt")?,
             queue_time_expiry: parse_time(&body, "NoRunAfter")?,
         };
-        let deployment = create_deployment(&state, &caller, &project, &release, request).await?;
+        let deployment = create_deployment(
+            &state,
+            &DeployedBy::caller(&caller),
+            &project,
+            &release,
+            request,
+        )
+        .await?;
         created.push(json!({"DeploymentId": deployment.id, "ServerTaskId": deployment.task_id}));
     }
     Ok(Json(json!({ "DeploymentServerTasks": created })).into_response())

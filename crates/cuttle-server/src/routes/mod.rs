@@ -24,6 +24,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Every `/api` route.
+pub use deployments::promote_automatically;
 pub use tasks::HEALTH_TASK;
 
 pub(crate) fn api_router(state: AppState) -> Router {

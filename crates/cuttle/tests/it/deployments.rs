@@ -628,3 +628,81 @@ async fn a_rolling_step_over_four_agents_keeps_its_window_and_outputs_reach_late
     );
     server.cleanup().await.expect("clean up");
 }
+
+#[tokio::test]
+async fn automatic_environments_deploy_when_their_phase_opens() {
+    let server = server().await;
+    create_environments(&server, &["Development", "Test", "Production"]).await;
+    let environments: Value = server
+        .client
+        .get("/api/Spaces-1/environments")
+        .await
+        .expect("environments");
+    let id_of = |name: &str| {
+        environments["Items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|item| item["Name"] == name))
+            .map(|item| item["Id"].clone())
+            .expect("environment")
+    };
+    let lifecycle: Value = server
+        .client
+        .post(
+            "/api/Spaces-1/lifecycles",
+            &json!({"Name": "Auto", "Phases": [
+                {"Name": "Development", "AutomaticDeploymentTargets": [id_of("Development")]},
+                {"Name": "Test", "AutomaticDeploymentTargets": [id_of("Test")]},
+                {"Name": "Production", "OptionalDeploymentTargets": [id_of("Production")]},
+            ]}),
+        )
+        .await
+        .expect("create a lifecycle");
+    let project: Value = server
+        .client
+        .post(
+            "/api/Spaces-1/projects",
+            &json!({"Name": "Auto", "LifecycleId": lifecycle["Id"]}),
+        )
+        .await
+        .expect("create a project");
+    save_process(
+        &server,
+        &project,
+        vec![server_step(
+            "Hello",
+            "echo hello #{Octopus.Environment.Name}",
+            false,
+        )],
+    )
+    .await;
+    let created: Value = server
+        .client
+        .post(
+            "/api/Spaces-1/releases/create/v1",
+            &json!({"ProjectName": "Auto", "ReleaseVersion": "2.0.0"}),
+        )
+        .await
+        .expect("create a release");
+    let release_id = created["ReleaseId"].as_str().expect("release id");
+    // Development deploys at once; when it succeeds, Test follows; Production waits for a person.
+    let mut deployments = Value::Null;
+    for _ in 0..600 {
+        deployments = server
+            .client
+            .get(&format!("/api/Spaces-1/releases/{release_id}/deployments"))
+            .await
+            .expect("list deployments");
+        if deployments["TotalResults"] == json!(2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let items = deployments["Items"].as_array().cloned().unwrap_or_default();
+    assert_eq!(items.len(), 2, "{deployments}");
+    for item in &items {
+        let task = wait_for_task(&server, item["TaskId"].as_str().expect("task id")).await;
+        assert_eq!(task.state, "Success");
+        assert_ne!(item["EnvironmentId"], id_of("Production"));
+    }
+    server.cleanup().await.expect("clean up");
+}
