@@ -367,21 +367,7 @@ async fn guided_failure_waits_for_a_person_and_retry_succeeds() {
         .expect("task id")
         .to_owned();
 
-    let mut interruption = Value::Null;
-    for _ in 0..400 {
-        let page: Value = server
-            .client
-            .get(&format!(
-                "/api/Spaces-1/interruptions?regarding={task_id}&pendingOnly=true"
-            ))
-            .await
-            .expect("list interruptions");
-        if page["TotalResults"] == json!(1) {
-            interruption = page["Items"][0].clone();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let interruption = pending_interruption(&server, &task_id).await;
     let interruption_id = interruption["Id"].as_str().expect("an interruption");
     let task: ServerTaskResource = server
         .client
@@ -704,5 +690,106 @@ async fn automatic_environments_deploy_when_their_phase_opens() {
         assert_eq!(task.state, "Success");
         assert_ne!(item["EnvironmentId"], id_of("Production"));
     }
+    server.cleanup().await.expect("clean up");
+}
+
+async fn pending_interruption(server: &TestServer, task_id: &str) -> Value {
+    for _ in 0..400 {
+        let page: Value = server
+            .client
+            .get(&format!(
+                "/api/Spaces-1/interruptions?regarding={task_id}&pendingOnly=true"
+            ))
+            .await
+            .expect("list interruptions");
+        if page["TotalResults"] == json!(1) {
+            return page["Items"][0].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("task {task_id} raised no interruption");
+}
+
+#[tokio::test]
+async fn manual_intervention_waits_for_a_person_to_proceed_or_abort() {
+    let server = server().await;
+    create_environments(&server, &["Development"]).await;
+    let project = create_project(&server, "Approved").await;
+    save_process(
+        &server,
+        &project,
+        vec![
+            json!({
+                "Name": "Approve",
+                "Actions": [{
+                    "Name": "Approve",
+                    "ActionType": "Octopus.Manual",
+                    "Properties": {"Octopus.Action.Manual.Instructions": "Check the change window"}
+                }]
+            }),
+            server_step(
+                "After",
+                "echo \"approved: #{Octopus.Action[Approve].Output.Manual.Notes}\"",
+                false,
+            ),
+        ],
+    )
+    .await;
+    let _: Value = server
+        .client
+        .post(
+            "/api/Spaces-1/releases/create/v1",
+            &json!({"ProjectName": "Approved", "ReleaseVersion": "1.0.0"}),
+        )
+        .await
+        .expect("create a release");
+
+    let task_id = deploy(&server, "Approved", "1.0.0", "Development").await;
+    let interruption = pending_interruption(&server, &task_id).await;
+    let id = interruption["Id"].as_str().expect("interruption id");
+    assert_eq!(
+        interruption["Form"]["Values"]["Instructions"],
+        json!("Check the change window")
+    );
+    let taken: Value = server
+        .client
+        .put(
+            &format!("/api/Spaces-1/interruptions/{id}/responsible"),
+            &json!({}),
+        )
+        .await
+        .expect("take responsibility");
+    assert_eq!(taken["HasResponsibility"], json!(true));
+    let _: Value = server
+        .client
+        .post(
+            &format!("/api/Spaces-1/interruptions/{id}/submit"),
+            &json!({"Result": "Proceed", "Notes": "window is open"}),
+        )
+        .await
+        .expect("proceed");
+    let task = wait_for_task(&server, &task_id).await;
+    let log = raw_log(&server, &task_id).await;
+    assert_eq!(task.state, "Success", "{log}");
+    assert!(log.contains("approved: window is open"), "{log}");
+
+    let task_id = deploy(&server, "Approved", "1.0.0", "Development").await;
+    let interruption = pending_interruption(&server, &task_id).await;
+    let id = interruption["Id"].as_str().expect("interruption id");
+    let _: Value = server
+        .client
+        .post(
+            &format!("/api/Spaces-1/interruptions/{id}/submit"),
+            &json!({"Result": "Abort", "Notes": "not today"}),
+        )
+        .await
+        .expect("abort");
+    let task = wait_for_task(&server, &task_id).await;
+    assert_eq!(task.state, "Failed");
+    assert!(
+        task.error_message.contains("not today"),
+        "{}",
+        task.error_message
+    );
     server.cleanup().await.expect("clean up");
 }
