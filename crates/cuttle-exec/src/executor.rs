@@ -146,6 +146,10 @@ impl Executor {
     /// Opens (creating) the executor's root: loads or creates the at-rest key (`master.key`,
     /// mode 0600) and marks tickets left `Pending`/`Running` by a dead executor.
     pub fn open_with(root: &Path, options: ExecutorOptions) -> Result<Executor, ExecError> {
+        std::fs::create_dir_all(root).map_err(ExecError::io("create", root))?;
+        // Scripts run in their own working directories, so every path handed to them must be
+        // absolute: a relative root (the default `./cuttle-data/worker`) would not resolve there.
+        let root = &std::fs::canonicalize(root).map_err(ExecError::io("resolve", root))?;
         let tickets_directory = root.join("tickets");
         let staging_directory = root.join("staging");
         let locks_directory = root.join("locks");
