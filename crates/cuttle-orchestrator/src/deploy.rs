@@ -126,6 +126,18 @@ impl RunStatus {
     }
 }
 
+/// One action on one target (or the worker): everything a run of it needs.
+#[derive(Clone, Copy)]
+struct ActionSite<'a> {
+    context: &'a TaskContext,
+    plan: &'a Plan,
+    run: &'a Mutex<RunState>,
+    step: &'a DeploymentStep,
+    action: &'a DeploymentAction,
+    target: Option<&'a DeploymentTarget>,
+    activity: &'a str,
+}
+
 /// What a person answered.
 enum Answer {
     Given { answer: String, notes: String },
@@ -740,15 +752,15 @@ impl DeploymentHandler {
                     let mut status = RunStatus::Success;
                     for action in &step.actions {
                         status = self
-                            .run_action_with_guidance(
+                            .run_action_with_guidance(ActionSite {
                                 context,
                                 plan,
                                 run,
                                 step,
                                 action,
-                                target.as_ref(),
-                                &target_activity,
-                            )
+                                target: target.as_ref(),
+                                activity: &target_activity,
+                            })
                             .await;
                         if status != RunStatus::Success {
                             break;
@@ -775,25 +787,19 @@ impl DeploymentHandler {
     }
 
     /// Runs an action on a target; on failure with guided failure on, asks what to do.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one call site; the parts are distinct"
-    )]
-    async fn run_action_with_guidance(
-        &self,
-        context: &TaskContext,
-        plan: &Plan,
-        run: &Mutex<RunState>,
-        step: &DeploymentStep,
-        action: &DeploymentAction,
-        target: Option<&DeploymentTarget>,
-        activity: &str,
-    ) -> RunStatus {
+    async fn run_action_with_guidance(&self, site: ActionSite<'_>) -> RunStatus {
+        let ActionSite {
+            context,
+            plan,
+            run,
+            step,
+            action,
+            target,
+            activity,
+        } = site;
         let mut attempt: u32 = 1;
         loop {
-            let result = self
-                .run_action(context, plan, run, step, action, target, activity, attempt)
-                .await;
+            let result = self.run_action(site, attempt).await;
             let reason = match result {
                 Ok(status) => return status,
                 Err(reason) => reason,
@@ -883,30 +889,19 @@ impl DeploymentHandler {
     }
 
     /// Runs an action once. `Err` carries why it failed.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one call site; the parts are distinct"
-    )]
-    async fn run_action(
-        &self,
-        context: &TaskContext,
-        plan: &Plan,
-        run: &Mutex<RunState>,
-        step: &DeploymentStep,
-        action: &DeploymentAction,
-        target: Option<&DeploymentTarget>,
-        activity: &str,
-        attempt: u32,
-    ) -> Result<RunStatus, String> {
+    async fn run_action(&self, site: ActionSite<'_>, attempt: u32) -> Result<RunStatus, String> {
+        let ActionSite {
+            context,
+            plan,
+            step,
+            action,
+            target,
+            activity,
+            ..
+        } = site;
         match action.action_type.as_str() {
-            action_type::SCRIPT => {
-                self.run_script_action(context, plan, run, step, action, target, activity, attempt)
-                    .await
-            }
-            action_type::MANUAL => {
-                self.run_manual_action(context, plan, run, action, activity)
-                    .await
-            }
+            action_type::SCRIPT => self.run_script_action(site, attempt).await,
+            action_type::MANUAL => self.run_manual_action(site).await,
             action_type::HEALTH_CHECK => {
                 let Some(target) = target else {
                     return Ok(RunStatus::Skipped);
@@ -934,21 +929,20 @@ impl DeploymentHandler {
         }
     }
 
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one call site; the parts are distinct"
-    )]
     async fn run_script_action(
         &self,
-        context: &TaskContext,
-        plan: &Plan,
-        run: &Mutex<RunState>,
-        step: &DeploymentStep,
-        action: &DeploymentAction,
-        target: Option<&DeploymentTarget>,
-        activity: &str,
+        site: ActionSite<'_>,
         attempt: u32,
     ) -> Result<RunStatus, String> {
+        let ActionSite {
+            context,
+            plan,
+            run,
+            step,
+            action,
+            target,
+            activity,
+        } = site;
         let (transport, address) = match target {
             Some(target) => {
                 let address = address_of(target, &plan.space.id);
@@ -1045,14 +1039,15 @@ impl DeploymentHandler {
         }
     }
 
-    async fn run_manual_action(
-        &self,
-        context: &TaskContext,
-        plan: &Plan,
-        run: &Mutex<RunState>,
-        action: &DeploymentAction,
-        activity: &str,
-    ) -> Result<RunStatus, String> {
+    async fn run_manual_action(&self, site: ActionSite<'_>) -> Result<RunStatus, String> {
+        let ActionSite {
+            context,
+            plan,
+            run,
+            action,
+            activity,
+            ..
+        } = site;
         let instructions = action
             .property(property::MANUAL_INSTRUCTIONS)
             .unwrap_or_default()

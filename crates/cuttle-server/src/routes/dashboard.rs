@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use cuttle_domain::{Deployment, Environment, Project, ProjectGroup, Release};
-use cuttle_store::{DocumentQuery, TaskQuery, TaskRecord};
+use cuttle_store::{DocumentQuery, TaskRecord};
 use serde_json::{Value, json};
 
 use super::crud::{self, require_space};
@@ -39,29 +39,6 @@ async fn all_in_space<T: cuttle_domain::Resource>(
         })
         .await?
         .items)
-}
-
-async fn tasks_of(
-    state: &AppState,
-    deployments: &[&Deployment],
-) -> Result<HashMap<String, TaskRecord>, ApiError> {
-    if deployments.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let query = TaskQuery {
-        ids: Some(
-            deployments
-                .iter()
-                .map(|deployment| deployment.task_id.clone())
-                .collect(),
-        ),
-        ..TaskQuery::default()
-    };
-    let (_, tasks) = state.store().list_tasks(&query).await?;
-    Ok(tasks
-        .into_iter()
-        .map(|task| (task.id.clone(), task))
-        .collect())
 }
 
 /// One dashboard cell: a deployment, its release and its task's state.
@@ -117,7 +94,7 @@ async fn dashboard(
             latest.push(deployment);
         }
     }
-    let tasks = tasks_of(&state, &latest).await?;
+    let tasks = super::deployments::tasks_by_id(&state, &latest).await?;
     let releases_by_id: HashMap<&str, &Release> = releases
         .iter()
         .map(|release| (release.id.as_str(), release))
@@ -176,7 +153,7 @@ async fn project_progression(
         .await?
         .items;
     let all: Vec<&Deployment> = deployments.iter().collect();
-    let tasks = tasks_of(&state, &all).await?;
+    let tasks = super::deployments::tasks_by_id(&state, &all).await?;
     let mut rows = Vec::new();
     for release in &releases {
         let mut by_environment: serde_json::Map<String, Value> = serde_json::Map::new();

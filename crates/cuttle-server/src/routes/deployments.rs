@@ -530,6 +530,20 @@ fn list_field(body: &serde_json::Value, name: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The project a command names in `ProjectName` (a name, slug or id); 400 when unknown.
+async fn command_project(
+    state: &AppState,
+    space_id: &str,
+    body: &serde_json::Value,
+) -> Result<Project, ApiError> {
+    let project_key = text_field(body, "ProjectName")
+        .or_else(|| text_field(body, "ProjectIdOrName"))
+        .ok_or_else(|| ApiError::bad_request("ProjectName is required"))?;
+    load_project(state, space_id, &project_key)
+        .await
+        .map_err(|_| ApiError::bad_request(format!("project '{project_key}' was not found")))
+}
+
 fn bool_field(body: &serde_json::Value, name: &str) -> bool {
     field(body, name).and_then(serde_json::Value::as_bool) == Some(true)
 }
@@ -542,12 +556,7 @@ async fn create_release_command(
 ) -> Result<Response, ApiError> {
     caller.require(Permission::EditConfiguration)?;
     require_space(&state, &space_id).await?;
-    let project_key = text_field(&body, "ProjectName")
-        .or_else(|| text_field(&body, "ProjectIdOrName"))
-        .ok_or_else(|| ApiError::bad_request("ProjectName is required"))?;
-    let project = load_project(&state, &space_id, &project_key)
-        .await
-        .map_err(|_| ApiError::bad_request(format!("project '{project_key}' was not found")))?;
+    let project = command_project(&state, &space_id, &body).await?;
     let custom_fields = field(&body, "CustomFields")
         .and_then(|value| value.as_object())
         .cloned()
@@ -704,7 +713,7 @@ async fn delete_release(
     require_space(&state, &space_id).await?;
     let release = load_release(&state, &space_id, &id).await?;
     let deployments = release_deployments(&state, &release).await?;
-    let tasks = tasks_by_id(&state, &deployments).await?;
+    let tasks = tasks_by_id(&state, &deployments.iter().collect::<Vec<_>>()).await?;
     if let Some(running) = deployments.iter().find(|deployment| {
         tasks
             .get(&deployment.task_id)
@@ -825,9 +834,10 @@ async fn resolve_defect(
 // ---------------------------------------------------------------------------------------------
 // Lifecycle progression
 
-async fn tasks_by_id(
+/// The tasks of `deployments`, by id.
+pub(crate) async fn tasks_by_id(
     state: &AppState,
-    deployments: &[Deployment],
+    deployments: &[&Deployment],
 ) -> Result<HashMap<String, TaskRecord>, ApiError> {
     if deployments.is_empty() {
         return Ok(HashMap::new());
@@ -880,7 +890,7 @@ async fn progression_of(
         .map(|environment| EnvironmentRef::new(&environment.id, &environment.name))
         .collect();
     let deployments = release_deployments(state, release).await?;
-    let tasks = tasks_by_id(state, &deployments).await?;
+    let tasks = tasks_by_id(state, &deployments.iter().collect::<Vec<_>>()).await?;
     let facts: Vec<DeploymentFact> = deployments
         .iter()
         .filter_map(|deployment| {
@@ -1365,12 +1375,7 @@ async fn create_deployments_command(
 ) -> Result<Response, ApiError> {
     caller.require(Permission::EditConfiguration)?;
     require_space(&state, &space_id).await?;
-    let project_key = text_field(&body, "ProjectName")
-        .or_else(|| text_field(&body, "ProjectIdOrName"))
-        .ok_or_else(|| ApiError::bad_request("ProjectName is required"))?;
-    let project = load_project(&state, &space_id, &project_key)
-        .await
-        .map_err(|_| ApiError::bad_request(format!("project '{project_key}' was not found")))?;
+    let project = command_project(&state, &space_id, &body).await?;
     let version = text_field(&body, "ReleaseVersion")
         .ok_or_else(|| ApiError::bad_request("ReleaseVersion is required"))?;
     let release = project_releases(&state, &project.id)
@@ -1502,7 +1507,7 @@ async fn list_deployments(
         .filter(|deployment| channels.is_empty() || channels.contains(&deployment.channel_id))
         .collect();
     if let Some(wanted) = task_state {
-        let tasks = tasks_by_id(&state, &matching).await?;
+        let tasks = tasks_by_id(&state, &matching.iter().collect::<Vec<_>>()).await?;
         matching.retain(|deployment| {
             tasks
                 .get(&deployment.task_id)
