@@ -289,7 +289,7 @@ impl Executor {
             if state.is_finished() {
                 return Ok(state);
             }
-            tokio::time::sleep(isolation::POLL_INTERVAL).await;
+            tokio::time::sleep(DISK_POLL_INTERVAL).await;
         }
     }
 
@@ -669,6 +669,9 @@ fn prepare_in(
     .map_err(|error| format!("The script could not be prepared: {error}"));
     Ok((persisted, owner_lock, outcome))
 }
+
+/// How often [`Executor::wait`] reads the state of a ticket another process runs.
+const DISK_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How old a staging directory's owner lock must be before an executor that finds it free
 /// removes the directory. A preparing executor creates the lock file and then locks it: in
