@@ -14,6 +14,8 @@
 //! - [`client`]: [`AgentConnection`], what the server uses: typed calls, many at once over one
 //!   connection, errors that tell unreachable from refused from the agent's own answer.
 //! - [`registration`]: `register` / `deregister` through the server's REST API.
+//! - [`trust`]: the trusted server thumbprints of a running agent, kept in step with
+//!   `agent.json` so `cuttle agent trust` needs no restart.
 //!
 //! Guarantees: a ticket's script runs at most once, even when the server retries a start or
 //! the agent restarts mid-script (the executor's guarantee, answered as `AlreadyStarted` and
@@ -35,6 +37,7 @@ pub mod protocol;
 pub mod registration;
 pub mod run;
 pub mod service;
+pub mod trust;
 
 pub use client::{AgentConnection, AgentError, ConnectionTask, DownloadedFile};
 pub use config::{AgentConfig, AgentHome, AgentMode, MachineKind, Registration};

@@ -11,7 +11,8 @@
 //! is not hit by every agent at once); a connection that stayed up for a while resets the
 //! backoff. A server whose certificate is not trusted is refused and logged, as is a server
 //! that refuses this agent's certificate; both are retried with backoff, since trust can be
-//! fixed on either side without restarting the agent.
+//! fixed on either side without restarting the agent. When the agent's own trust changes
+//! ([`PollingOptions::trust_changed`]), it dials again at once instead of waiting.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use cuttle_pki::rustls::ClientConfig;
 use cuttle_pki::rustls::pki_types::ServerName;
 use futures::FutureExt as _;
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 use tokio_rustls::client::TlsStream;
 
 use crate::connection::{
@@ -72,6 +74,9 @@ pub struct PollingOptions {
     /// trusts.
     pub tls: Arc<ClientConfig>,
     pub backoff: Backoff,
+    /// Notified when the trusted server thumbprints change (see `crate::trust`): a wait
+    /// between attempts ends early and the backoff starts over.
+    pub trust_changed: Option<Arc<Notify>>,
 }
 
 /// Splits `host:port`, `host` or `[v6]:port` into a host (without brackets) and a port.
@@ -144,11 +149,20 @@ pub async fn run_polling(
         }
         let wait = Backoff::jittered(delay);
         tracing::info!(server = %options.server_address, "connecting again in {wait:?}");
+        let trust_changed = async {
+            match &options.trust_changed {
+                Some(changed) => changed.notified().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            () = tokio::time::sleep(wait) => {}
+            () = tokio::time::sleep(wait) => delay = backoff.next(delay),
+            () = trust_changed => {
+                tracing::info!(server = %options.server_address, "the trusted server thumbprints changed: connecting again now");
+                delay = backoff.initial;
+            }
             () = shutdown.clone() => break,
         }
-        delay = backoff.next(delay);
     }
     tracing::info!(server = %options.server_address, "stopped polling the server");
 }

@@ -17,6 +17,7 @@ use crate::polling::{Backoff, PollingOptions, run_polling};
 use crate::protocol::DEFAULT_MAX_FILE_LENGTH;
 use crate::registration::AGENT_CERTIFICATE_NAME;
 use crate::service::AgentService;
+use crate::trust::TrustedServers;
 
 /// Why the agent could not run.
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +107,13 @@ pub async fn run(
         AgentMode::Polling => config.subscription_id.clone(),
     };
     let service = AgentService::new(executor, files, subscription_id);
+    // `cuttle agent trust` edits agent.json; the running agent follows it.
+    let trusted = TrustedServers::new(ThumbprintSet::with_thumbprints(
+        &config.trusted_server_thumbprints,
+    )?);
+    // In a set so that it stops when this function returns, however it returns.
+    let mut follower = tokio::task::JoinSet::new();
+    follower.spawn(trusted.clone().follow(home.clone()));
     tracing::info!(
         thumbprint = identity.thumbprint(),
         mode = ?config.mode,
@@ -114,10 +122,7 @@ pub async fn run(
     );
     match config.mode {
         AgentMode::Listening => {
-            let trusted = Arc::new(ThumbprintSet::with_thumbprints(
-                &config.trusted_server_thumbprints,
-            )?);
-            let tls = cuttle_pki::server_config(&identity, trusted)?;
+            let tls = cuttle_pki::server_config(&identity, Arc::clone(&trusted.thumbprints) as _)?;
             let address = options.listen_address.unwrap_or(SocketAddr::from((
                 Ipv6Addr::UNSPECIFIED,
                 config.listen_port,
@@ -134,12 +139,15 @@ pub async fn run(
                 .server_comms_address
                 .clone()
                 .ok_or(RunError::NoServerAddress)?;
-            let tls =
-                cuttle_pki::client_config(&identity, config.trusted_server_thumbprints.clone())?;
+            let tls = cuttle_pki::client_config_trusting(
+                &identity,
+                Arc::clone(&trusted.thumbprints) as _,
+            )?;
             let polling = PollingOptions {
                 server_address,
                 tls,
                 backoff: options.backoff,
+                trust_changed: Some(Arc::clone(&trusted.changed)),
             };
             run_polling(
                 polling,
@@ -150,6 +158,7 @@ pub async fn run(
             .await;
         }
     }
+    follower.abort_all();
     Ok(())
 }
 

@@ -293,7 +293,7 @@ impl Executor {
             if state.is_finished() {
                 return Ok(state);
             }
-            tokio::time::sleep(isolation::POLL_INTERVAL).await;
+            tokio::time::sleep(DISK_POLL_INTERVAL).await;
         }
     }
 
@@ -674,6 +674,16 @@ fn prepare_in(
     Ok((persisted, owner_lock, outcome))
 }
 
+/// How often [`Executor::wait`] reads the state of a ticket another process runs.
+const DISK_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How old a staging directory's owner lock must be before an executor that finds it free
+/// removes the directory. A preparing executor creates the lock file and then locks it: in
+/// between, the lock is free although its directory is in use (many `cuttle exec` processes
+/// opening one root at once hit that window). Seconds after its creation a free lock can only
+/// be a dead executor's.
+const STAGING_GRACE: Duration = Duration::from_secs(30);
+
 /// Removes staging directories left by executors that died while preparing a ticket.
 fn clean_staging(staging_directory: &Path) {
     let Ok(entries) = std::fs::read_dir(staging_directory) else {
@@ -685,7 +695,15 @@ fn clean_staging(staging_directory: &Path) {
         let Ok(owner_lock) = std::fs::File::open(path.join(OWNER_LOCK_FILE)) else {
             continue;
         };
-        if isolation::try_lock(&owner_lock, Isolation::Full).unwrap_or(false) {
+        // A young lock may be one its executor has created but not locked yet. A clock that
+        // went backwards (an age that cannot be computed) keeps the directory too.
+        let old_enough = owner_lock
+            .metadata()
+            .and_then(|metadata| metadata.modified())
+            .ok()
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|age| age >= STAGING_GRACE);
+        if old_enough && isolation::try_lock(&owner_lock, Isolation::Full).unwrap_or(false) {
             let _removed = std::fs::remove_dir_all(&path);
         }
     }

@@ -30,7 +30,8 @@ use crate::status::{
     Artifact, LogLine, OutputVariable, Progress, ScriptState, ScriptStatus, exit_codes,
 };
 
-/// How often the log is polled while nothing new arrives.
+/// How often the log is polled while nothing new arrives (lines become readable in batches,
+/// every `crate::FLUSH_INTERVAL`; the end is noticed at once).
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// What [`run_foreground`] writes.
@@ -93,6 +94,13 @@ pub async fn run_foreground<W: AsyncWrite + Unpin>(
         }
         tokio::select! {
             () = tokio::time::sleep(POLL_INTERVAL) => {}
+            // The end is reported at once rather than at the next poll: for a short script
+            // that poll was most of the time `cuttle exec` took.
+            waited = executor.wait(&ticket) => {
+                if waited.is_err() {
+                    tokio::time::sleep(POLL_INTERVAL).await;
+                }
+            }
             () = &mut cancel, if !cancel_sent => {
                 cancel_sent = true;
                 executor.cancel(&ticket).await?;

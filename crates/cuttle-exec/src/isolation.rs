@@ -24,8 +24,11 @@ use tokio::time::Instant;
 use crate::error::ExecError;
 use crate::request::Isolation;
 
-/// How often a waiter retries.
-pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// How often a waiter retries. `flock` wakes nobody when the lock is freed, so the next
+/// script starts at the first retry after the last ended: with many short scripts queued on
+/// one machine (an ad-hoc script on many targets that share a host and account) the interval,
+/// not the scripts, would set the pace. A retry is one non-blocking `flock` call.
+pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Holds the mutex until dropped.
 #[derive(Debug)]

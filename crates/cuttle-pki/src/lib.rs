@@ -27,7 +27,7 @@ pub use identity::{CERTIFICATE_FILE_NAME, Identity, PRIVATE_KEY_FILE_NAME};
 pub use thumbprint::{normalize_thumbprint, thumbprint_of_der};
 pub use tls::{
     ALPN_H2, ALPN_HTTP1, PeerRole, ThumbprintSet, TrustedThumbprints, UntrustedPeer, client_config,
-    find_untrusted_peer, peer_thumbprint, server_config,
+    client_config_trusting, find_untrusted_peer, peer_thumbprint, server_config,
 };
 
 /// The rustls this crate builds its configurations with, so callers name the same types.

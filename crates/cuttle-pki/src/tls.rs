@@ -2,7 +2,8 @@
 //!
 //! Both directions pin: the server side asks a [`TrustedThumbprints`] at every handshake (the
 //! set grows as agents register), the client side compares with a fixed list of expected
-//! thumbprints. No CA, no names, no dates: a self-signed certificate is trusted for being the
+//! thumbprints ([`client_config`]) or asks a [`TrustedThumbprints`] too
+//! ([`client_config_trusting`], for an agent whose trust changes while it runs). No CA, no names, no dates: a self-signed certificate is trusted for being the
 //! one pinned, and the peer proves it holds the key by signing the handshake, which is checked
 //! with the certificate's own public key.
 //!
@@ -235,16 +236,23 @@ pub fn client_config(
     identity: &Identity,
     expected_server_thumbprints: Vec<String>,
 ) -> Result<Arc<ClientConfig>, PkiError> {
-    let expected = expected_server_thumbprints
-        .iter()
-        .map(|thumbprint| canonical(thumbprint))
-        .collect::<Result<Vec<_>, _>>()?;
-    if expected.is_empty() {
+    if expected_server_thumbprints.is_empty() {
         return Err(PkiError::NoExpectedThumbprints);
     }
+    let expected = ThumbprintSet::with_thumbprints(expected_server_thumbprints)?;
+    client_config_trusting(identity, Arc::new(expected))
+}
+
+/// A client configuration presenting `identity` and accepting only a server whose certificate
+/// `trusted_servers` trusts at the moment of the handshake (a [`ThumbprintSet`] that is
+/// reloaded while connections are made).
+pub fn client_config_trusting(
+    identity: &Identity,
+    trusted_servers: Arc<dyn TrustedThumbprints>,
+) -> Result<Arc<ClientConfig>, PkiError> {
     let provider = provider();
     let verifier = Arc::new(PinnedServerVerifier {
-        expected,
+        trusted_servers,
         algorithms: provider.signature_verification_algorithms,
     });
     let mut config = ClientConfig::builder_with_provider(provider)
@@ -350,10 +358,15 @@ impl ClientCertVerifier for PinnedClientVerifier {
     }
 }
 
-#[derive(Debug)]
 struct PinnedServerVerifier {
-    expected: Vec<String>,
+    trusted_servers: Arc<dyn TrustedThumbprints>,
     algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl std::fmt::Debug for PinnedServerVerifier {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("PinnedServerVerifier")
+    }
 }
 
 impl ServerCertVerifier for PinnedServerVerifier {
@@ -366,12 +379,11 @@ impl ServerCertVerifier for PinnedServerVerifier {
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let thumbprint = thumbprint_of_der(end_entity);
-        if self.expected.contains(&thumbprint) {
+        if self.trusted_servers.is_trusted(&thumbprint) {
             Ok(ServerCertVerified::assertion())
         } else {
             tracing::warn!(
                 %thumbprint,
-                expected = ?self.expected,
                 "refused a TLS server: its certificate's thumbprint is not the one expected"
             );
             Err(refusal(PeerRole::Server, thumbprint))

@@ -3,8 +3,10 @@
 //!
 //! Trust is pinned both ways by thumbprint. The agent port accepts a client certificate only if
 //! some polling target or worker is registered with its thumbprint (the set is reloaded when
-//! the store changes); the server dials a listening agent only if its certificate has the
-//! thumbprint the target was registered with. Each agent has one HTTP/2 connection, kept
+//! the store changes, looked at every second and at each new connection); the server dials a
+//! listening agent only if its certificate has the thumbprint the target was registered with.
+//! A polling agent whose target or worker is deleted (`cuttle agent deregister`) loses its
+//! connection within about a second, and its next one is refused at the handshake. Each agent has one HTTP/2 connection, kept
 //! alive and shared by every call: a polling agent's is the one it opened, on which the server
 //! sends its requests.
 
@@ -24,6 +26,11 @@ use tokio::sync::{Notify, watch};
 
 /// How long a call waits for a polling agent that is not connected right now.
 const POLLING_CONNECT_WAIT: Duration = Duration::from_secs(5);
+
+/// How often the agent port looks whether the store changed, to reload the trusted
+/// thumbprints and close the connections of agents no longer registered. Reading the
+/// generation is free; the reload (every target and worker) happens only when it moved.
+const TRUST_RECHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 fn transport_error(target: &TargetAddress, error: AgentError) -> TransportError {
     match error {
@@ -188,19 +195,35 @@ impl AgentCalls for ListeningAgents {
     }
 }
 
+/// A polling agent's connection, and the signal that closes it.
+struct PolledAgent {
+    connection: AgentConnection,
+    close: Arc<Notify>,
+}
+
 /// The polling agents connected right now, by thumbprint.
 #[derive(Default)]
 pub struct PollingAgents {
-    connections: Mutex<HashMap<String, AgentConnection>>,
+    connections: Mutex<HashMap<String, PolledAgent>>,
     connected: Notify,
 }
 
 impl PollingAgents {
-    fn insert(&self, thumbprint: &str, connection: AgentConnection) {
+    /// Records the agent's connection; the returned signal is notified when the server wants it
+    /// closed.
+    fn insert(&self, thumbprint: &str, connection: AgentConnection) -> Arc<Notify> {
+        let close = Arc::new(Notify::new());
         if let Ok(mut connections) = self.connections.lock() {
-            connections.insert(thumbprint.to_owned(), connection);
+            connections.insert(
+                thumbprint.to_owned(),
+                PolledAgent {
+                    connection,
+                    close: Arc::clone(&close),
+                },
+            );
         }
         self.connected.notify_waiters();
+        close
     }
 
     fn current(&self, thumbprint: &str) -> Option<AgentConnection> {
@@ -208,8 +231,30 @@ impl PollingAgents {
             .lock()
             .ok()?
             .get(thumbprint)
+            .map(|agent| &agent.connection)
             .filter(|connection| !connection.is_closed())
             .cloned()
+    }
+
+    /// Forgets the agents `trusted` no longer has and tells their connections to close;
+    /// returns their thumbprints. Closed connections are forgotten too.
+    fn close_untrusted(&self, trusted: &ThumbprintSet) -> Vec<String> {
+        let Ok(mut connections) = self.connections.lock() else {
+            return Vec::new();
+        };
+        connections.retain(|_, agent| !agent.connection.is_closed());
+        let untrusted: Vec<String> = connections
+            .keys()
+            .filter(|thumbprint| !trusted.contains(thumbprint))
+            .cloned()
+            .collect();
+        for thumbprint in &untrusted {
+            if let Some(agent) = connections.remove(thumbprint) {
+                // A stored permit: the connection's task sees it even if not waiting yet.
+                agent.close.notify_one();
+            }
+        }
+        untrusted
     }
 
     /// How many polling agents are connected.
@@ -219,7 +264,7 @@ impl PollingAgents {
             .map(|connections| {
                 connections
                     .values()
-                    .filter(|connection| !connection.is_closed())
+                    .filter(|agent| !agent.connection.is_closed())
                     .count()
             })
             .unwrap_or(0)
@@ -270,8 +315,9 @@ impl AgentPort {
         }
     }
 
-    /// Reloads the trusted thumbprints when the store has changed since the last load.
-    async fn refresh_trust(&self) -> Result<(), StoreError> {
+    /// Reloads the trusted thumbprints when the store has changed since the last load;
+    /// `true` when it reloaded them.
+    async fn refresh_trust(&self) -> Result<bool, StoreError> {
         let generation = self.store.change_generation();
         if self
             .loaded_generation
@@ -280,7 +326,7 @@ impl AgentPort {
             .and_then(|loaded| *loaded)
             == Some(generation)
         {
-            return Ok(());
+            return Ok(false);
         }
         let mut thumbprints = Vec::new();
         let all = DocumentQuery::default();
@@ -305,7 +351,38 @@ impl AgentPort {
         if let Ok(mut loaded) = self.loaded_generation.lock() {
             *loaded = Some(generation);
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// Every [`TRUST_RECHECK_INTERVAL`] until `shutdown`: reloads the trusted thumbprints when
+    /// the store changed and closes the connections of the polling agents that lost their
+    /// target or worker, so a deregistered agent stops being served at once rather than at
+    /// its next reconnection.
+    async fn close_deregistered(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut interval = tokio::time::interval(TRUST_RECHECK_INTERVAL);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {}
+                _ = shutdown.changed() => break,
+            }
+            self.refresh_trust_and_close().await;
+        }
+    }
+
+    /// [`AgentPort::refresh_trust`], then closes the connections of agents no longer trusted.
+    async fn refresh_trust_and_close(&self) {
+        match self.refresh_trust().await {
+            Ok(true) => {
+                for thumbprint in self.agents.close_untrusted(&self.trusted) {
+                    tracing::info!(%thumbprint, "closing the connection of a polling agent that no target or worker is registered with any more");
+                }
+            }
+            Ok(false) => {}
+            Err(error) => {
+                tracing::warn!("failed to load the trusted agent thumbprints: {error}");
+            }
+        }
     }
 
     /// Accepts agents on `listener` until `shutdown` becomes true.
@@ -323,6 +400,7 @@ impl AgentPort {
             }
         };
         let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        tokio::spawn(Arc::clone(&self).close_deregistered(shutdown.clone()));
         loop {
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
@@ -335,9 +413,7 @@ impl AgentPort {
                     continue;
                 }
             };
-            if let Err(error) = self.refresh_trust().await {
-                tracing::warn!("failed to load the trusted agent thumbprints: {error}");
-            }
+            self.refresh_trust_and_close().await;
             let acceptor = acceptor.clone();
             let port = Arc::clone(&self);
             tokio::spawn(async move {
@@ -366,11 +442,21 @@ impl AgentPort {
                     return;
                 };
                 match AgentConnection::serve_polling(tls).await {
-                    Ok((connection, task)) => {
+                    Ok((connection, mut task)) => {
                         tracing::info!(%peer, %thumbprint, "a polling agent connected");
-                        port.agents.insert(&thumbprint, connection);
-                        let ended = task.await;
-                        tracing::info!(%peer, %thumbprint, "a polling agent disconnected: {ended:?}");
+                        let close = port.agents.insert(&thumbprint, connection);
+                        tokio::select! {
+                            // Closing drops the connection's last request sender, which ends
+                            // the connection too; the signal, sent first, is looked at first.
+                            biased;
+                            () = close.notified() => {
+                                task.abort();
+                                tracing::info!(%peer, %thumbprint, "closed the connection of a polling agent that is no longer registered");
+                            }
+                            ended = &mut task => {
+                                tracing::info!(%peer, %thumbprint, "a polling agent disconnected: {ended:?}");
+                            }
+                        }
                     }
                     Err(error) => {
                         tracing::info!(%peer, "a polling agent's connection failed: {error}")

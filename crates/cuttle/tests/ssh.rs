@@ -3,8 +3,9 @@
 //! this test build's `cuttle` binary over SFTP and runs `cuttle exec` there.
 //!
 //! With `CI=true` a test that cannot start sshd fails (install `openssh-server` and
-//! `openssh-client`); elsewhere it is skipped with a note on stderr. The `cuttle exec` tests
-//! at the end need no sshd.
+//! `openssh-client`); elsewhere it is skipped with a note on stderr. The password login test
+//! also creates a user with a password (`useradd`, `chpasswd`: root only), under the same
+//! rule. The `cuttle exec` tests at the end need no sshd.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -476,6 +477,157 @@ async fn an_unknown_key_or_a_wrong_password_is_refused() {
     );
     assert!(message.contains("refused to authenticate"), "{message}");
     assert!(!message.contains("not-the-password"), "{message}");
+}
+
+/// A local account whose password the test sets, for password logins; removed when dropped.
+struct PasswordUser {
+    name: String,
+    password: String,
+    /// Its home, so a login has somewhere to start.
+    _home: TempDir,
+}
+
+impl Drop for PasswordUser {
+    fn drop(&mut self) {
+        // `--force`: sshd's session process for the user may not have exited yet.
+        let _removed = Command::new("userdel")
+            .arg("--force")
+            .arg(&self.name)
+            .output();
+    }
+}
+
+/// Creates a system user with a password (`useradd`, `chpasswd`: this needs root), or
+/// returns `None` (outside CI) when it cannot.
+#[expect(clippy::print_stderr, reason = "a skipped test says why")]
+fn create_password_user() -> Option<PasswordUser> {
+    let skip = |message: String| {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
+        eprintln!("skipped: {message}");
+    };
+    let uid = run(Command::new("id").arg("-u"));
+    if uid.trim() != "0" {
+        skip(
+            "password logins need a user with a known password: run the SSH tests as root"
+                .to_owned(),
+        );
+        return None;
+    }
+    // Unique per test process, and short: user names have at most 32 characters.
+    let name = format!("cuttlepw{}", std::process::id());
+    let password = format!("pw-{}-{}", std::process::id(), rand_suffix());
+    let home = tempfile::tempdir().expect("a temporary directory");
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("open the home to its user");
+    }
+    // Left over by an earlier run of a process with the same id.
+    let _removed = Command::new("userdel").arg("--force").arg(&name).output();
+    let created = Command::new("useradd")
+        .args(["--system", "-M", "-s", "/bin/sh", "-d"])
+        .arg(home.path())
+        .arg(&name)
+        .output();
+    match created {
+        Ok(output) if output.status.success() => {}
+        Ok(output) => {
+            skip(format!(
+                "useradd {name} failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ));
+            return None;
+        }
+        Err(error) => {
+            skip(format!("useradd is not available: {error}"));
+            return None;
+        }
+    }
+    let user = PasswordUser {
+        name,
+        password,
+        _home: home,
+    };
+    let mut chpasswd = Command::new("chpasswd")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start chpasswd");
+    chpasswd
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{}:{}\n", user.name, user.password).as_bytes())
+        .expect("send the password");
+    let output = chpasswd.wait_with_output().expect("chpasswd");
+    assert!(
+        output.status.success(),
+        "chpasswd failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Some(user)
+}
+
+/// A few characters that differ between runs, without a random number generator.
+fn rand_suffix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.subsec_nanos())
+        .unwrap_or_default();
+    format!("{nanos:x}")
+}
+
+#[tokio::test]
+async fn a_username_and_password_account_logs_in() {
+    let Some(sshd) = start_sshd(SshdConfig {
+        password_authentication: true,
+        ..SshdConfig::default()
+    }) else {
+        return;
+    };
+    let Some(user) = create_password_user() else {
+        return;
+    };
+    let target = sshd.pinned_target();
+    let account = SshAccount {
+        username: user.name.clone(),
+        auth: SshAuth::Password(user.password.clone()),
+    };
+    let transport = sshd.transport_with(account, |_| {});
+    let report = transport
+        .check_health(&target)
+        .await
+        .unwrap_or_else(|error| {
+            let log =
+                std::fs::read_to_string(sshd.directory.path().join("sshd.log")).unwrap_or_default();
+            panic!("the password login failed: {error:?}\nsshd's log:\n{log}")
+        });
+    assert!(report.summary.contains("Linux"), "{report:?}");
+    // The health check ran as that user, who logged in with the password.
+    assert_eq!(transport.open_connections().await, 1);
+    let log =
+        std::fs::read_to_string(sshd.directory.path().join("sshd.log")).expect("read sshd.log");
+    assert!(
+        log.contains(&format!("Accepted password for {}", user.name)),
+        "{log}"
+    );
+
+    // The same user with another password is refused.
+    let wrong = SshAccount {
+        username: user.name.clone(),
+        auth: SshAuth::Password(format!("{}-not", user.password)),
+    };
+    let message = unusable_message(
+        sshd.transport_with(wrong, |_| {})
+            .check_health(&target)
+            .await
+            .expect_err("refused"),
+    );
+    assert!(
+        message.contains(&format!("refused to authenticate {}", user.name)),
+        "{message}"
+    );
 }
 
 #[tokio::test]

@@ -180,6 +180,7 @@ impl PollingAgent {
                 max: Duration::from_millis(200),
                 stable_after: Duration::from_secs(10),
             },
+            trust_changed: None,
         };
         let (connected_sender, connected) = mpsc::unbounded_channel();
         let (stop, stopped) = oneshot::channel::<()>();

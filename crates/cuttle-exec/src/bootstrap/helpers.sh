@@ -65,3 +65,22 @@ write_wait() {
 write_warning() {
     printf '%s\n' "##octopus[stdout-warning]" "${1:-}" "##octopus[stdout-default]"
 }
+
+# Health check scripts (a machine policy's bash script) report as Octopus's do: a warning
+# makes the target "healthy with warnings", an error line is only logged, and
+# fail_healthcheck makes it unhealthy with its message.
+echo_warning() {
+    printf '%s\n' "##octopus[stdout-warning]" "${1:-}" "##octopus[stdout-default]"
+}
+
+echo_error() {
+    printf '%s\n' "##octopus[stdout-error]" "${1:-}" "##octopus[stdout-default]"
+}
+
+fail_healthcheck() {
+    if [ -n "${1:-}" ]; then
+        echo_error "$1"
+        printf '%s\n' "##octopus[resultMessage message='$(encode_servicemessagevalue "$1")']"
+    fi
+    exit 1
+}

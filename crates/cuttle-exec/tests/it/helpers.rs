@@ -150,6 +150,22 @@ async fn bash_helpers() {
         Some("Broke on purpose")
     );
 
+    // The health check helpers of Octopus's bash health scripts.
+    let health = request(
+        "bash-health",
+        ScriptSyntax::Bash,
+        "echo_warning 'disk is 91% full'\necho_error 'swap is off'\nfail_healthcheck 'no space left'\necho never",
+    );
+    let status = run(&fixture.executor, health).await;
+    assert_exit(&status, 1);
+    assert_eq!(texts_at(&status, LogLevel::Warning), ["disk is 91% full"]);
+    assert_eq!(
+        texts_at(&status, LogLevel::Error),
+        ["swap is off", "no space left"]
+    );
+    assert!(!texts(&status).contains(&"never"), "{status:#?}");
+    assert_eq!(status.failed_step_message.as_deref(), Some("no space left"));
+
     let missing_artifact = request(
         "bash-missing-artifact",
         ScriptSyntax::Bash,

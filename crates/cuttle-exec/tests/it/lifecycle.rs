@@ -110,6 +110,34 @@ async fn two_executors_racing_for_one_ticket_run_it_once() {
     );
 }
 
+#[test]
+fn opening_removes_only_staging_directories_a_dead_executor_left_long_ago() {
+    let root = tempfile::tempdir().expect("root");
+    let staging = root.path().join("staging");
+    // One being prepared right now: its lock file exists but is not locked yet.
+    let fresh = staging.join("fresh-0000000000000001");
+    // One left by an executor that died an hour ago.
+    let abandoned = staging.join("abandoned-0000000000000002");
+    for directory in [&fresh, &abandoned] {
+        std::fs::create_dir_all(directory).expect("create a staging directory");
+        std::fs::write(directory.join("owner.lock"), b"").expect("create its lock");
+    }
+    std::fs::File::options()
+        .write(true)
+        .open(abandoned.join("owner.lock"))
+        .and_then(|lock| {
+            lock.set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
+        })
+        .expect("age the lock");
+
+    Executor::open(root.path()).expect("open");
+    assert!(fresh.exists(), "a young directory may still be in use");
+    assert!(
+        !abandoned.exists(),
+        "an old one with a free lock is removed"
+    );
+}
+
 fn rand_suffix() -> u64 {
     use std::hash::{BuildHasher as _, Hasher as _};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
