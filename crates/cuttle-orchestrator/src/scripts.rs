@@ -156,7 +156,9 @@ pub async fn run_script(
             }
             context.log(category(line.level), activity_id, line.text);
         }
-        if state.is_finished() {
+        // A finished ticket may still hold lines beyond one status's worth: keep copying until
+        // a status brings none, so the end of a chatty script's log is never dropped.
+        if state.is_finished() && !had_lines {
             context.log(
                 LogCategory::Verbose,
                 activity_id,

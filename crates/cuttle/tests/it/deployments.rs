@@ -793,3 +793,41 @@ async fn manual_intervention_waits_for_a_person_to_proceed_or_abort() {
     );
     server.cleanup().await.expect("clean up");
 }
+
+#[tokio::test]
+async fn a_chatty_script_keeps_every_line_to_the_last() {
+    let server = server().await;
+    create_environments(&server, &["Development"]).await;
+    let project = create_project(&server, "Chatty").await;
+    // More lines than one status call carries (5,000), ending as fast as it can.
+    save_process(
+        &server,
+        &project,
+        vec![server_step("Count", "seq 1 12000", false)],
+    )
+    .await;
+    let _: Value = server
+        .client
+        .post(
+            "/api/Spaces-1/releases/create/v1",
+            &json!({"ProjectName": "Chatty", "ReleaseVersion": "1.0.0"}),
+        )
+        .await
+        .expect("create a release");
+    let task_id = deploy(&server, "Chatty", "1.0.0", "Development").await;
+    let task = wait_for_task(&server, &task_id).await;
+    let log = raw_log(&server, &task_id).await;
+    assert_eq!(task.state, "Success");
+    let numbers: Vec<&str> = log
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(2))
+        .filter(|word| word.chars().all(|character| character.is_ascii_digit()))
+        .collect();
+    assert_eq!(
+        numbers.len(),
+        12000,
+        "every line of the script is in the log"
+    );
+    assert_eq!(numbers.last(), Some(&"12000"));
+    server.cleanup().await.expect("clean up");
+}
