@@ -208,15 +208,24 @@ def main():
             url = f"{arguments.database_url}{separator}options=-c%20search_path%3D{schema}"
             figures["pg_cap20"] = throughput(arguments.cuttle, processes, work, "tp-pg-20", arguments.deployments, 20, url)
             figures["log"] = log_volume(arguments.cuttle, processes, work, arguments.log_lines)
+    except common.BenchError as error:
+        print(f"error: {error}", file=sys.stderr)
     finally:
         processes.stop()
         if pg:
-            subprocess.run(["psql", pg[0], "-Xqc", f"DROP SCHEMA {pg[1]} CASCADE"], check=False)
+            subprocess.run(["psql", pg[0], "-Xqc", f"DROP SCHEMA {pg[1]} CASCADE"], check=False,
+                           capture_output=True)
     report(arguments, figures)
 
 
 def report(arguments, figures):
-    latency, bare, log = figures["latency"], figures["bare"], figures["log"]
+    missing = {"p50": float("nan"), "p99": float("nan"), "mean": float("nan")}
+    latency, bare = figures.get("latency", missing), figures.get("bare", missing)
+    log = figures.get("log", {"lines": arguments.log_lines, "per_second": float("nan"), "seconds": float("nan"),
+                              "peak_rss": float("nan"), "tail_ms": float("nan")})
+    nothing = {"count": 0, "queued_s": float("nan"), "elapsed_s": float("nan"), "per_second": float("nan")}
+    for key in ["sqlite_cap5", "sqlite_cap20", "pg_cap20"]:
+        figures.setdefault(key, nothing)
     lines = [
         f"# Deployments — {datetime.date.today().isoformat()}",
         "",
