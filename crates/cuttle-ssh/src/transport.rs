@@ -6,7 +6,9 @@
 //!                  a reader task keeps the channel, filling the ticket's journal
 //! script_status ─► the journal (no round trip) while the channel is open or has the result;
 //!                  otherwise (server restarted, channel lost) `cuttle exec status` remotely
-//! cancel_script ─► `cuttle exec cancel`       complete_script ─► `cuttle exec complete`
+//! cancel_script ─► `cuttle exec cancel`
+//! complete_script ─► `complete` on the foreground channel, whose `cuttle exec` waits for it
+//!                    after the result (one session per script); else `cuttle exec complete`
 //! ```
 //!
 //! In memory only: the pools, the journals of tickets started by this instance, the local
@@ -117,7 +119,13 @@ struct TicketEntry {
     /// Whether a start succeeded; held during a start so a second one waits for it.
     started: tokio::sync::Mutex<bool>,
     journal: Mutex<Journal>,
+    /// Asks the task following the foreground channel to complete the ticket there; it
+    /// answers whether the target did. Gone once that task has ended.
+    complete_on_channel: Mutex<Option<CompleteRequests>>,
 }
+
+/// Where a request to complete a ticket on its foreground channel goes, with where to answer.
+type CompleteRequests = tokio::sync::oneshot::Sender<tokio::sync::oneshot::Sender<bool>>;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -335,11 +343,12 @@ impl Inner {
         let (mut channel, slot) = lease.into_parts();
         let mut reader = RecordReader::default();
         let mut body = serde_json::to_vec(request).unwrap_or_default();
+        // One line: `cuttle exec` then waits for the `complete` line after the result.
+        body.push(b'\n');
         let opening = async {
             channel.exec(true, command).await?;
             let sent = channel.data(&body[..]).await;
             sent?;
-            channel.eof().await?;
             Ok::<_, russh::Error>(reader.next(&mut channel).await)
         };
         let first = tokio::time::timeout(self.options.command_timeout, opening).await;
@@ -361,10 +370,20 @@ impl Inner {
         match first {
             Some(ExecRecord::Start(outcome)) => {
                 *lock(&entry.journal) = Journal::streaming();
+                let (requests, complete_requests) = tokio::sync::oneshot::channel();
+                *lock(&entry.complete_on_channel) = Some(requests);
                 let entry = Arc::clone(entry);
+                let timeout = self.options.command_timeout;
                 let mut readers = lock(&self.readers);
                 while readers.try_join_next().is_some() {}
-                readers.spawn(follow(channel, slot, reader, entry));
+                readers.spawn(follow(
+                    channel,
+                    slot,
+                    reader,
+                    entry,
+                    complete_requests,
+                    timeout,
+                ));
                 Ok(outcome)
             }
             Some(ExecRecord::Error(failure)) => Err(failure_error(
@@ -448,6 +467,17 @@ impl Inner {
 
     async fn complete(&self, target: &SshTarget, ticket: &str) -> Result<(), SshError> {
         validate_ticket(ticket).map_err(|error| SshError::InvalidRequest(error.to_string()))?;
+        // On the channel that ran it, when it is still open: no new session.
+        let on_channel = self
+            .ticket(&target.key, ticket)
+            .and_then(|entry| lock(&entry.complete_on_channel).take());
+        if let Some(requests) = on_channel {
+            let (answer, answered) = tokio::sync::oneshot::channel();
+            if requests.send(answer).is_ok() && answered.await == Ok(true) {
+                lock(&self.tickets).remove(&(target.key.clone(), ticket.to_owned()));
+                return Ok(());
+            }
+        }
         match self
             .run_exec(target, &["complete", "--ticket", ticket])
             .await?
@@ -609,24 +639,53 @@ impl RecordReader {
     }
 }
 
-/// Follows a foreground `cuttle exec` to its end, filling the ticket's journal.
+/// Follows a foreground `cuttle exec` to its result, filling the ticket's journal; then, while
+/// `cuttle exec` waits for it, passes on a request to complete the ticket (answering whether
+/// the target did) until the channel closes.
 async fn follow(
     mut channel: russh::Channel<Msg>,
     slot: Slot,
     mut reader: RecordReader,
     entry: Arc<TicketEntry>,
+    complete_requests: tokio::sync::oneshot::Receiver<tokio::sync::oneshot::Sender<bool>>,
+    timeout: Duration,
 ) {
+    let mut finished = false;
     while let Some(record) = reader.next(&mut channel).await {
         match record {
             ExecRecord::Line(line) => lock(&entry.journal).add_line(line),
-            ExecRecord::Result(result) => lock(&entry.journal).finish(result),
+            ExecRecord::Result(result) => {
+                lock(&entry.journal).finish(result);
+                finished = true;
+                break;
+            }
             ExecRecord::Error(failure) => {
                 tracing::warn!(kind = ?failure.kind, "cuttle exec failed on the target: {}", failure.message);
             }
             _ => {}
         }
     }
+    if finished {
+        let request = tokio::select! {
+            request = complete_requests => request.ok(),
+            // The channel closed (the target's `cuttle exec` went away) before anyone asked.
+            () = async { while reader.next(&mut channel).await.is_some() {} } => None,
+        };
+        if let Some(answer) = request {
+            let completing = async {
+                channel.data(&b"complete\n"[..]).await?;
+                channel.eof().await?;
+                Ok::<_, russh::Error>(reader.next(&mut channel).await)
+            };
+            let done = matches!(
+                tokio::time::timeout(timeout, completing).await,
+                Ok(Ok(Some(ExecRecord::Done(_))))
+            );
+            let _answered = answer.send(done);
+        }
+    }
     lock(&entry.journal).close();
+    lock(&entry.complete_on_channel).take();
     drop(slot);
 }
 

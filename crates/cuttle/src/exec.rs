@@ -6,7 +6,10 @@
 //!   command line: it holds sensitive variables in clear) and writes JSON lines on standard
 //!   output: `{"Start":…}`, then `{"Line":…}` per log line, then one `{"Result":…}`.
 //!   Running it again for the same ticket re-attaches: nothing runs twice, the whole log is
-//!   written again.
+//!   written again. The request is one line (the server's) or everything up to the end of
+//!   input (a file). After the result it reads one more line: `complete` deletes the ticket
+//!   and answers `{"Done":"complete"}`, so the server needs no second session for that; the
+//!   end of input (or anything else) leaves the ticket for `status` and `complete`.
 //! - `cuttle exec status|cancel|complete --ticket T` re-attach and clean up, one JSON record.
 //!
 //! The records are `cuttle_ssh::protocol::ExecRecord`. The exit code is 0 when the command did
@@ -29,7 +32,7 @@ use cuttle_exec::{
     validate_ticket,
 };
 use cuttle_ssh::protocol::{ExecFailure, ExecFailureKind, ExecRecord, cancel_request_path};
-use tokio::io::{AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
 /// The largest request read from standard input, in bytes.
 const MAX_REQUEST_LENGTH: u64 = 256 << 20;
@@ -150,13 +153,20 @@ async fn foreground(
     root: &Path,
     stdout: &mut DetachableOutput<tokio::io::Stdout>,
 ) -> Result<Option<ExecRecord>, ExecFailure> {
+    let mut stdin = tokio::io::BufReader::new(tokio::io::stdin().take(MAX_REQUEST_LENGTH));
+    let unreadable =
+        |error: std::io::Error| failed(format!("could not read standard input: {error}"));
     let mut input = Vec::new();
-    tokio::io::stdin()
-        .take(MAX_REQUEST_LENGTH)
-        .read_to_end(&mut input)
+    stdin
+        .read_until(b'\n', &mut input)
         .await
-        .map_err(|error| failed(format!("could not read standard input: {error}")))?;
-    let parsed = serde_json::from_slice::<ScriptRequest>(&input);
+        .map_err(unreadable)?;
+    let mut parsed = serde_json::from_slice::<ScriptRequest>(&input);
+    if parsed.as_ref().is_err_and(serde_json::Error::is_eof) {
+        // A request written over several lines (a file): it ends with the input.
+        stdin.read_to_end(&mut input).await.map_err(unreadable)?;
+        parsed = serde_json::from_slice::<ScriptRequest>(&input);
+    }
     drop(input);
     // The error's position only: its text could quote a variable's value.
     let request = parsed.map_err(|error| {
@@ -185,7 +195,8 @@ async fn foreground(
     let _written = stdout.write_all(start.as_bytes()).await;
     let _flushed = stdout.flush().await;
 
-    let marker = cancel_request_path(root, &request.ticket);
+    let ticket = request.ticket.clone();
+    let marker = cancel_request_path(root, &ticket);
     run_foreground(
         root,
         request,
@@ -195,7 +206,13 @@ async fn foreground(
     )
     .await
     .map_err(|error| exec_failure(&error))?;
-    Ok(None)
+
+    // The server saves the result, then may ask on this session to complete the ticket.
+    let mut command = String::new();
+    match stdin.read_line(&mut command).await {
+        Ok(_) if command.trim() == "complete" => complete(root, &ticket).await,
+        _ => Ok(None),
+    }
 }
 
 /// Resolves when SIGTERM or SIGINT arrives or the ticket's cancel marker appears.

@@ -1052,6 +1052,29 @@ fn cuttle_exec_runs_a_request_from_stdin_and_reattaches() {
 }
 
 #[test]
+fn cuttle_exec_completes_the_ticket_when_asked_after_the_result() {
+    let root = tempfile::tempdir().expect("a temporary directory");
+    let mut input = serde_json::to_vec(&bash("cli-2", "echo done")).expect("json");
+    input.extend_from_slice(b"\ncomplete\n");
+    let (records, code) = exec(root.path(), &[], &input);
+    assert_eq!(code, Some(0));
+    let [
+        ExecRecord::Start(StartOutcome::Started),
+        ExecRecord::Line(line),
+        ExecRecord::Result(result),
+        ExecRecord::Done(done),
+    ] = &records[..]
+    else {
+        panic!("{records:#?}");
+    };
+    assert_eq!(line.text, "done");
+    assert_eq!(result.exit_code, 0);
+    assert_eq!(done, "complete");
+    let (gone, code) = exec(root.path(), &["status", "--ticket", "cli-2"], b"");
+    assert_eq!(code, Some(1), "{gone:#?}");
+}
+
+#[test]
 fn cuttle_exec_refuses_a_bad_request_without_echoing_it() {
     let root = tempfile::tempdir().expect("a temporary directory");
     let (records, code) = exec(
