@@ -81,8 +81,49 @@ struct Plan {
     environment: Environment,
     process: DeploymentProcess,
     targets: Vec<DeploymentTarget>,
+    /// Registered workers that may run worker steps, as targets (no roles), by pool.
+    workers: Vec<(Vec<String>, DeploymentTarget)>,
+    default_worker_pool_id: Option<String>,
     sources: VariableSources,
     scope: DeploymentScope,
+}
+
+impl Plan {
+    fn is_worker(&self, target: &DeploymentTarget) -> bool {
+        self.workers
+            .iter()
+            .any(|(_, worker)| worker.id == target.id)
+    }
+
+    /// A registered worker for a worker step: one of the action's pool, else of the default
+    /// pool, chosen by the step so a deployment's steps spread over the pool. `None` means the
+    /// built-in worker (no pool has a usable worker).
+    fn choose_worker(
+        &self,
+        step: &DeploymentStep,
+        action: &DeploymentAction,
+    ) -> Option<DeploymentTarget> {
+        let pool_id = action
+            .worker_pool_id
+            .clone()
+            .filter(|id| !id.is_empty())
+            .or_else(|| self.default_worker_pool_id.clone())?;
+        let candidates: Vec<&DeploymentTarget> = self
+            .workers
+            .iter()
+            .filter(|(pools, _)| pools.contains(&pool_id))
+            .map(|(_, worker)| worker)
+            .collect();
+        if candidates.is_empty() {
+            return None;
+        }
+        let spread = step.id.bytes().fold(0_usize, |sum, byte| {
+            sum.wrapping_mul(31).wrapping_add(usize::from(byte))
+        });
+        candidates
+            .get(spread % candidates.len())
+            .map(|worker| (*worker).clone())
+    }
 }
 
 /// How the deployment has gone so far, shared by steps running side by side.
@@ -206,6 +247,43 @@ impl DeploymentHandler {
             .filter(|target| target.environment_ids.contains(&environment.id))
             .collect();
 
+        let workers = store
+            .list_resources::<cuttle_domain::Worker>(&DocumentQuery {
+                space_id: Some(deployment.space_id.clone()),
+                ..DocumentQuery::default()
+            })
+            .await?
+            .items
+            .into_iter()
+            .filter(|worker| {
+                !worker.is_disabled
+                    && !matches!(
+                        worker.health_status,
+                        cuttle_domain::HealthStatus::Unavailable
+                            | cuttle_domain::HealthStatus::Unhealthy
+                    )
+            })
+            .map(|worker| {
+                let target = DeploymentTarget {
+                    id: worker.id.clone(),
+                    space_id: worker.space_id.clone(),
+                    name: worker.name.clone(),
+                    endpoint: worker.endpoint.clone(),
+                    ..DeploymentTarget::default()
+                };
+                (worker.worker_pool_ids, target)
+            })
+            .collect();
+        let default_worker_pool_id = store
+            .list_resources::<cuttle_domain::WorkerPool>(&DocumentQuery {
+                space_id: Some(deployment.space_id.clone()),
+                ..DocumentQuery::default()
+            })
+            .await?
+            .items
+            .into_iter()
+            .find(|pool| pool.is_default)
+            .map(|pool| pool.id);
         let mut sources = VariableSources::new();
         let project_set = self
             .load_variable_set(store, &release.project_variable_set_snapshot_id)
@@ -243,6 +321,8 @@ impl DeploymentHandler {
             environment,
             process,
             targets,
+            workers,
+            default_worker_pool_id,
             sources,
             scope,
         })
@@ -684,8 +764,11 @@ impl DeploymentHandler {
         let Some(action) = step.actions.first() else {
             return Vec::new();
         };
-        if action.runs_on_worker() {
+        if action.action_type == action_type::MANUAL {
             return vec![None];
+        }
+        if action.runs_on_worker() {
+            return vec![plan.choose_worker(step, action)];
         }
         let roles = step.target_roles();
         let excluded = run
@@ -982,7 +1065,7 @@ impl DeploymentHandler {
         );
         request.variables = variables;
         // One script per target at a time, as Octopus does; workers run scripts side by side.
-        request.isolation = if target.is_some() {
+        request.isolation = if target.is_some_and(|target| !plan.is_worker(target)) {
             Isolation::Full
         } else {
             Isolation::None

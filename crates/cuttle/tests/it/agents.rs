@@ -46,7 +46,7 @@ impl Drop for RunningAgent {
     }
 }
 
-fn free_port() -> u16 {
+pub(super) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind a free port")
         .local_addr()
@@ -55,7 +55,7 @@ fn free_port() -> u16 {
 }
 
 /// Runs `cuttle agent <arguments>` to completion; returns stdout, panicking on failure.
-fn agent_command(home: &Path, arguments: &[&str]) -> String {
+pub(super) fn agent_command(home: &Path, arguments: &[&str]) -> String {
     let output = Command::new(CUTTLE)
         .arg("agent")
         .arg("--home")

@@ -831,3 +831,55 @@ async fn a_chatty_script_keeps_every_line_to_the_last() {
     assert_eq!(numbers.last(), Some(&"12000"));
     server.cleanup().await.expect("clean up");
 }
+
+#[tokio::test]
+async fn worker_steps_run_on_a_registered_worker_of_the_default_pool() {
+    let server = server().await;
+    create_environments(&server, &["Development"]).await;
+    let home = tempfile::tempdir().expect("worker home");
+    let port = super::agents::free_port().to_string();
+    super::agents::agent_command(
+        home.path(),
+        &[
+            "register-worker",
+            "--server",
+            &server.base_url,
+            "--api-key",
+            cuttle_test_support::TEST_API_KEY,
+            "--name",
+            "pool-worker-1",
+            "--worker-pool",
+            "Default Worker Pool",
+            "--listen-port",
+            &port,
+            "--public-hostname",
+            "127.0.0.1",
+        ],
+    );
+    let _worker = super::agents::run_agent(home.path(), "Cuttle agent is listening on");
+    let project = create_project(&server, "On Workers").await;
+    save_process(
+        &server,
+        &project,
+        vec![server_step(
+            "Where",
+            "echo \"ran on #{Octopus.Machine.Name}\"",
+            false,
+        )],
+    )
+    .await;
+    let _: Value = server
+        .client
+        .post(
+            "/api/Spaces-1/releases/create/v1",
+            &json!({"ProjectName": "On Workers", "ReleaseVersion": "1.0.0"}),
+        )
+        .await
+        .expect("create a release");
+    let task_id = deploy(&server, "On Workers", "1.0.0", "Development").await;
+    let task = wait_for_task(&server, &task_id).await;
+    let log = raw_log(&server, &task_id).await;
+    assert_eq!(task.state, "Success", "{log}");
+    assert!(log.contains("ran on pool-worker-1"), "{log}");
+    server.cleanup().await.expect("clean up");
+}
