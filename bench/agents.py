@@ -626,6 +626,20 @@ def idle_agent_rss(agent):
     return rss_mib(agent.process.pid)
 
 
+def memory_split(pid):
+    """RSS split as /proc/<pid>/smaps_rollup counts it, in MiB: `Anonymous` (the process' own
+    heap and stacks) and `Shared_Clean` (mostly the cuttle binary's code in the page cache,
+    which every cuttle process on the machine shares: the agent shares its binary with the
+    server)."""
+    split = {}
+    with open(f"/proc/{pid}/smaps_rollup") as file:
+        for line in file:
+            name, _, rest = line.partition(":")
+            if name in ("Anonymous", "Shared_Clean"):
+                split[name] = int(rest.split()[0]) / 1024
+    return split
+
+
 def load_average():
     with open("/proc/loadavg") as file:
         return " ".join(file.read().split()[:3])
@@ -812,6 +826,9 @@ def write_report(arguments, figures, command):
         f"| < 10 MiB: {verdict(f['agent_rss_listening'] < 10)} |",
         f"| Idle RSS of one polling agent (2 s after it printed that it is connected) | {f['agent_rss_polling']:.2f} MiB "
         f"| < 10 MiB: {verdict(f['agent_rss_polling'] < 10)} |",
+        *(f"| The same after the server's first health check, {mode}: RSS / anonymous / shared clean "
+          f"(the binary's code) | {split['rss']:.2f} / {split['Anonymous']:.2f} / {split['Shared_Clean']:.2f} MiB | |"
+          for mode, split in f.get("agent_memory_after_health", {}).items()),
         f"| RSS of the listening agent after its {arguments.warmup + arguments.runs} round trips | {f['agent_rss_after_runs']:.1f} MiB | |",
         f"| Server RSS, fresh, before any agent | {f['server_rss_fresh']:.1f} MiB | |",
         f"| Server RSS with {f['polling_count']} polling agents connected, idle 2 s | {f['server_rss_polling']:.1f} MiB "
@@ -882,6 +899,11 @@ def main():
                 polling, = add_agents(server, "rt-polling", 1, polling=True)
                 figures["agent_rss_polling"] = idle_agent_rss(polling)
                 server.wait_idle()
+                # Both connected now (the listening one by the server's health check): the
+                # same state, and what of the RSS is the agent's own.
+                figures["agent_memory_after_health"] = {
+                    mode: dict(memory_split(agent.process.pid), rss=rss_mib(agent.process.pid))
+                    for mode, agent in [("listening", listening), ("polling", polling)]}
                 print(f"round trips: {arguments.runs} rounds…", flush=True)
                 paths = {"worker": [], "listening": [listening.machine_id], "polling": [polling.machine_id]}
                 trips = round_trips(server.api, paths, arguments.runs, arguments.warmup, baselines)
