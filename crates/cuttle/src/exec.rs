@@ -9,7 +9,8 @@
 //!   written again. The request is one line (the server's) or everything up to the end of
 //!   input (a file). After the result it reads one more line: `complete` deletes the ticket
 //!   and answers `{"Done":"complete"}`, so the server needs no second session for that; the
-//!   end of input (or anything else) leaves the ticket for `status` and `complete`.
+//!   end of input, anything else, or nothing for ten minutes leaves the ticket for `status`
+//!   and `complete`.
 //! - `cuttle exec status|cancel|complete --ticket T` re-attach and clean up, one JSON record.
 //!
 //! The records are `cuttle_ssh::protocol::ExecRecord`. The exit code is 0 when the command did
@@ -36,6 +37,10 @@ use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWrite, AsyncWriteE
 
 /// The largest request read from standard input, in bytes.
 const MAX_REQUEST_LENGTH: u64 = 256 << 20;
+/// How long the foreground process waits, after the result, for the server to ask it to
+/// complete the ticket. A server that stopped following the ticket (its task moved to another
+/// node) may keep its connection open for days: this bounds how long the process stays.
+const COMPLETE_WAIT: Duration = Duration::from_secs(600);
 /// How often the foreground process looks for a cancel marker.
 const CANCEL_POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// How often opening the root is tried: processes starting at once on a fresh root race to
@@ -209,8 +214,9 @@ async fn foreground(
 
     // The server saves the result, then may ask on this session to complete the ticket.
     let mut command = String::new();
-    match stdin.read_line(&mut command).await {
-        Ok(_) if command.trim() == "complete" => complete(root, &ticket).await,
+    match tokio::time::timeout(COMPLETE_WAIT, stdin.read_line(&mut command)).await {
+        Ok(Ok(_)) if command.trim() == "complete" => complete(root, &ticket).await,
+        // The ticket stays for `cuttle exec status` and `cuttle exec complete`.
         _ => Ok(None),
     }
 }
