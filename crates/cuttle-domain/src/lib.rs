@@ -19,7 +19,7 @@ pub mod validation;
 pub use ids::{ResourceKind, parse_resource_id};
 pub use pipeline::{
     Defect, Deployment, FormElement, Interruption, InterruptionForm, InterruptionType, Release,
-    SelectedPackage,
+    SelectedPackage, guided_failure_answers,
 };
 pub use process::{
     DeploymentAction, DeploymentProcess, DeploymentStep, PackageRequirement, StartTrigger,

@@ -289,33 +289,43 @@ pub mod guidance {
     pub const ABORT: &str = "Abort";
 }
 
+impl InterruptionType {
+    /// The form field that carries the answer: `Guidance` for failures, `Result` for manual steps.
+    pub fn answer_field(self) -> &'static str {
+        match self {
+            InterruptionType::ManualIntervention => "Result",
+            InterruptionType::GuidedFailure => "Guidance",
+        }
+    }
+}
+
+/// The answers a guided failure offers; a required step cannot be ignored or skipped.
+pub fn guided_failure_answers(is_required: bool) -> Vec<&'static str> {
+    if is_required {
+        vec![guidance::FAIL, guidance::RETRY]
+    } else {
+        vec![
+            guidance::FAIL,
+            guidance::RETRY,
+            guidance::IGNORE,
+            guidance::EXCLUDE,
+        ]
+    }
+}
+
 impl Interruption {
     /// The answers this interruption accepts, in the form field named by [`Interruption::answer_field`].
     pub fn allowed_answers(&self) -> Vec<&'static str> {
         match self.interruption_type {
             InterruptionType::ManualIntervention => vec![guidance::PROCEED, guidance::ABORT],
-            InterruptionType::GuidedFailure => {
-                let required = self.form.values.get("IsRequired").and_then(|v| v.as_bool());
-                if required == Some(true) {
-                    vec![guidance::FAIL, guidance::RETRY]
-                } else {
-                    vec![
-                        guidance::FAIL,
-                        guidance::RETRY,
-                        guidance::IGNORE,
-                        guidance::EXCLUDE,
-                    ]
-                }
-            }
+            InterruptionType::GuidedFailure => guided_failure_answers(
+                self.form.values.get("IsRequired").and_then(|v| v.as_bool()) == Some(true),
+            ),
         }
     }
 
-    /// The form field that carries the answer: `Guidance` for failures, `Result` for manual steps.
     pub fn answer_field(&self) -> &'static str {
-        match self.interruption_type {
-            InterruptionType::ManualIntervention => "Result",
-            InterruptionType::GuidedFailure => "Guidance",
-        }
+        self.interruption_type.answer_field()
     }
 
     /// The submitted answer, once there is one.

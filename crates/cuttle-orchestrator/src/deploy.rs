@@ -507,7 +507,10 @@ fn record_output(state: &mut RunState, output: &serde_json::Value) {
         &text("Value"),
         output["IsSensitive"].as_bool().unwrap_or(false),
     );
-    state.output_log.push(output.clone());
+    // Sensitive outputs stay in memory only: the task's progress is not encrypted.
+    if !output["IsSensitive"].as_bool().unwrap_or(false) {
+        state.output_log.push(output.clone());
+    }
 }
 
 impl DeploymentHandler {
@@ -903,10 +906,7 @@ impl DeploymentHandler {
                 "Deploy {} release {} to {}: '{}' failed on {where_}",
                 plan.project.name, plan.release.version, plan.environment.name, step.name
             );
-            let mut allowed = vec!["Fail", "Retry"];
-            if !action.is_required {
-                allowed.extend(["Ignore", "Exclude"]);
-            }
+            let allowed = cuttle_domain::guided_failure_answers(action.is_required);
             let answer = self
                 .ask(
                     context,
@@ -1086,14 +1086,10 @@ impl DeploymentHandler {
                     "MachineId": target.map(|target| target.id.clone()).unwrap_or_default(),
                     "MachineName": target.map(|target| target.name.clone()).unwrap_or_default(),
                     "Name": output.name,
-                    // Sensitive outputs stay in memory only: progress is not encrypted.
                     "Value": output.value,
                     "IsSensitive": output.is_sensitive,
                 });
                 record_output(&mut state, &record);
-                if output.is_sensitive {
-                    state.output_log.pop();
-                }
             }
         }
         if context.is_cancel_requested() {
@@ -1217,10 +1213,7 @@ impl DeploymentHandler {
                         };
                     }
                 };
-                let answer_field = match kind {
-                    InterruptionType::ManualIntervention => "Result",
-                    InterruptionType::GuidedFailure => "Guidance",
-                };
+                let answer_field = kind.answer_field();
                 let mut values = serde_json::Map::new();
                 values.insert("Instructions".to_owned(), json!(instructions));
                 values.insert("IsRequired".to_owned(), json!(is_required));

@@ -94,7 +94,7 @@ async fn dashboard(
             latest.push(deployment);
         }
     }
-    let tasks = super::deployments::tasks_by_id(&state, &latest).await?;
+    let tasks = super::deployments::tasks_by_id(&state, latest.iter().copied()).await?;
     let releases_by_id: HashMap<&str, &Release> = releases
         .iter()
         .map(|release| (release.id.as_str(), release))
@@ -152,8 +152,7 @@ async fn project_progression(
         .list_resources::<Deployment>(&owned)
         .await?
         .items;
-    let all: Vec<&Deployment> = deployments.iter().collect();
-    let tasks = super::deployments::tasks_by_id(&state, &all).await?;
+    let tasks = super::deployments::tasks_by_id(&state, &deployments).await?;
     let mut rows = Vec::new();
     for release in &releases {
         let mut by_environment: serde_json::Map<String, Value> = serde_json::Map::new();

@@ -330,10 +330,7 @@ async fn project_releases(state: &AppState, project_id: &str) -> Result<Vec<Rele
             ..DocumentQuery::default()
         })
         .await?
-        .items
-        .into_iter()
-        .filter(|document| !document.id.is_empty())
-        .collect())
+        .items)
 }
 
 /// What a new release asks for.
@@ -423,12 +420,11 @@ async fn create_release(
     let release_id = state.store().allocate_id(ResourceKind::Release).await?;
     let process = live_process(state, project).await?;
     let process_snapshot_id = format!("{}-s-{release_id}", process.id);
-    let mut snapshot = process.clone();
-    snapshot.id.clone_from(&process_snapshot_id);
-    snapshot.space_id.clone_from(&project.space_id);
-    let mut process_document = document_from_resource(&snapshot)?;
-    process_document.references = Vec::new();
-    process_document.version = 1;
+    let process_document = snapshot_document(
+        document_from_resource(&process)?,
+        &process_snapshot_id,
+        &project.id,
+    );
     let (variable_changes, variable_snapshot_id, library_snapshot_ids) =
         variable_snapshots(state, project, &release_id, "").await?;
     let mut release = Release {
@@ -713,7 +709,7 @@ async fn delete_release(
     require_space(&state, &space_id).await?;
     let release = load_release(&state, &space_id, &id).await?;
     let deployments = release_deployments(&state, &release).await?;
-    let tasks = tasks_by_id(&state, &deployments.iter().collect::<Vec<_>>()).await?;
+    let tasks = tasks_by_id(&state, &deployments).await?;
     if let Some(running) = deployments.iter().find(|deployment| {
         tasks
             .get(&deployment.task_id)
@@ -835,20 +831,19 @@ async fn resolve_defect(
 // Lifecycle progression
 
 /// The tasks of `deployments`, by id.
-pub(crate) async fn tasks_by_id(
+pub(crate) async fn tasks_by_id<'a>(
     state: &AppState,
-    deployments: &[&Deployment],
+    deployments: impl IntoIterator<Item = &'a Deployment>,
 ) -> Result<HashMap<String, TaskRecord>, ApiError> {
-    if deployments.is_empty() {
+    let ids: Vec<String> = deployments
+        .into_iter()
+        .map(|deployment| deployment.task_id.clone())
+        .collect();
+    if ids.is_empty() {
         return Ok(HashMap::new());
     }
     let query = TaskQuery {
-        ids: Some(
-            deployments
-                .iter()
-                .map(|deployment| deployment.task_id.clone())
-                .collect(),
-        ),
+        ids: Some(ids),
         ..TaskQuery::default()
     };
     let (_, tasks) = state.store().list_tasks(&query).await?;
@@ -890,7 +885,7 @@ async fn progression_of(
         .map(|environment| EnvironmentRef::new(&environment.id, &environment.name))
         .collect();
     let deployments = release_deployments(state, release).await?;
-    let tasks = tasks_by_id(state, &deployments.iter().collect::<Vec<_>>()).await?;
+    let tasks = tasks_by_id(state, &deployments).await?;
     let facts: Vec<DeploymentFact> = deployments
         .iter()
         .filter_map(|deployment| {
@@ -1218,14 +1213,16 @@ async fn create_deployment(
     task.queue_time_expiry = request.queue_time_expiry;
     if let Err(error) = state.store().insert_task(&task).await {
         // Without its task the deployment would never run; take it back.
-        deployment.task_id.clear();
-        let _ = state
+        let removed = state
             .store()
             .write(&[Change::Delete {
                 kind: ResourceKind::Deployment,
                 id: deployment.id.clone(),
             }])
             .await;
+        if let Err(removal) = removed {
+            tracing::warn!(deployment = %deployment.id, "failed to remove a deployment whose task could not be queued: {removal}");
+        }
         return Err(error.into());
     }
     state.wake_task_runner();
@@ -1507,7 +1504,7 @@ async fn list_deployments(
         .filter(|deployment| channels.is_empty() || channels.contains(&deployment.channel_id))
         .collect();
     if let Some(wanted) = task_state {
-        let tasks = tasks_by_id(&state, &matching.iter().collect::<Vec<_>>()).await?;
+        let tasks = tasks_by_id(&state, &matching).await?;
         matching.retain(|deployment| {
             tasks
                 .get(&deployment.task_id)
