@@ -25,6 +25,7 @@ command -v cc >/dev/null || apt_install build-essential
 command -v pg_isready >/dev/null || apt_install postgresql postgresql-client
 # Scripts run under bash, sh and python3; SSH targets are tested against a real OpenSSH sshd.
 command -v python3 >/dev/null || apt_install python3
+command -v pgrep >/dev/null || apt_install procps
 { [ -x /usr/sbin/sshd ] && command -v ssh-keygen >/dev/null; } || apt_install openssh-server openssh-client
 
 start_local_postgres() {

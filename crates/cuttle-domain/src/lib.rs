@@ -22,8 +22,8 @@ pub use pipeline::{
     SelectedPackage, guided_failure_answers,
 };
 pub use process::{
-    DeploymentAction, DeploymentProcess, DeploymentStep, PackageRequirement, StartTrigger,
-    StepCondition,
+    BUILT_IN_FEED_ID, DeploymentAction, DeploymentProcess, DeploymentStep, PackageReference,
+    PackageRequirement, StartTrigger, StepCondition,
 };
 pub use resources::*;
 pub use validation::{FieldError, Reference, Resource, slugify, validate_name};

@@ -14,6 +14,21 @@ use crate::validation::{
     FieldError, Reference, Resource, normalize_slug, normalize_string_list, slugify, validate_name,
 };
 
+/// The built-in package feed's id, as Octopus spells it.
+pub const BUILT_IN_FEED_ID: &str = "feeds-builtin";
+
+/// One package an action uses (an entry of Octopus's `Packages`): `name` is empty for the
+/// action's primary package.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PackageReference {
+    pub name: String,
+    pub package_id: String,
+    pub feed_id: String,
+    /// `Server` (pushed from the server), `ExecutionTarget` or `NotAcquired`; empty means
+    /// `Server`.
+    pub acquisition_location: String,
+}
+
 /// Property names Cuttle reads, spelled as Octopus spells them.
 pub mod property {
     pub const TARGET_ROLES: &str = "Octopus.Action.TargetRoles";
@@ -26,6 +41,9 @@ pub mod property {
     pub const MANUAL_INSTRUCTIONS: &str = "Octopus.Action.Manual.Instructions";
     pub const MANUAL_RESPONSIBLE_TEAMS: &str = "Octopus.Action.Manual.ResponsibleTeamIds";
     pub const MANUAL_BLOCK_CONCURRENT: &str = "Octopus.Action.Manual.BlockConcurrentDeployments";
+    /// The primary package of older processes, written as properties instead of `Packages`.
+    pub const PACKAGE_ID: &str = "Octopus.Action.Package.PackageId";
+    pub const PACKAGE_FEED_ID: &str = "Octopus.Action.Package.FeedId";
 }
 
 /// Action types Cuttle runs now; others are kept but refused at deployment time.
@@ -120,6 +138,53 @@ pub struct DeploymentAction {
 impl DeploymentAction {
     pub fn property(&self, name: &str) -> Option<&str> {
         property_text(&self.properties, name)
+    }
+
+    /// The packages the action uses, read from `Packages` (entries without a `PackageId` are
+    /// skipped: a release cannot pin them), else from the legacy primary-package properties.
+    pub fn package_references(&self) -> Vec<PackageReference> {
+        let text = |value: &serde_json::Value, name: &str| {
+            value
+                .get(name)
+                .and_then(serde_json::Value::as_str)
+                .map(str::trim)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let mut references: Vec<PackageReference> = self
+            .packages
+            .iter()
+            .map(|package| PackageReference {
+                name: text(package, "Name"),
+                package_id: text(package, "PackageId"),
+                feed_id: text(package, "FeedId"),
+                acquisition_location: text(package, "AcquisitionLocation"),
+            })
+            .filter(|reference| !reference.package_id.is_empty())
+            .collect();
+        if references.is_empty()
+            && let Some(package_id) = self
+                .property(property::PACKAGE_ID)
+                .map(str::trim)
+                .filter(|id| !id.is_empty())
+        {
+            references.push(PackageReference {
+                name: String::new(),
+                package_id: package_id.to_owned(),
+                feed_id: self
+                    .property(property::PACKAGE_FEED_ID)
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned(),
+                acquisition_location: String::new(),
+            });
+        }
+        for reference in &mut references {
+            if reference.feed_id.is_empty() {
+                reference.feed_id = BUILT_IN_FEED_ID.to_owned();
+            }
+        }
+        references
     }
 
     /// Whether the action runs on the server or a worker rather than on each target.

@@ -300,18 +300,18 @@ impl DeploymentHandler {
             process_owner_id: Some(project.id.clone()),
             ..DeploymentScope::default()
         };
-        if !deployment.form_values.is_empty() {
-            let answers = deployment.form_values.iter().fold(
-                cuttle_vars::prompts::PromptAnswers::new(),
-                |answers, (name, value)| {
-                    answers.answer_by_name(name.clone(), value.as_str().unwrap_or_default())
-                },
-            );
-            if let Err(error) = sources.apply_prompt_answers(&scope, &answers) {
-                return Err(PlanError::Missing(format!(
-                    "the prompted variable values are not usable: {error}"
-                )));
-            }
+        // Always applied, answers or not: a required prompt without a value must stop the
+        // deployment here even if the API's own check was bypassed (a resumed old task).
+        let answers = cuttle_vars::prompts::PromptAnswers::from_form_values(
+            deployment
+                .form_values
+                .iter()
+                .map(|(key, value)| (key.as_str(), value.as_str().unwrap_or_default())),
+        );
+        if let Err(error) = sources.apply_prompt_answers(&scope, &answers) {
+            return Err(PlanError::Missing(format!(
+                "the prompted variable values are not usable: {error}"
+            )));
         }
         Ok(Plan {
             space,
@@ -423,7 +423,7 @@ impl TaskHandler for DeploymentHandler {
         };
         let run = Mutex::new(RunState::default());
         let saved = context.task().progress;
-        restore_run_state(&saved, &run);
+        restore_run_state(&saved, &run, &self.master_key);
 
         if !context.resumed() || !saved["Activities"].is_array() {
             let activities: Vec<serde_json::Value> = plan
@@ -479,7 +479,7 @@ impl TaskHandler for DeploymentHandler {
 }
 
 /// Puts back what earlier runs of this task recorded: failures, exclusions and outputs.
-fn restore_run_state(progress: &serde_json::Value, run: &Mutex<RunState>) {
+fn restore_run_state(progress: &serde_json::Value, run: &Mutex<RunState>, master_key: &MasterKey) {
     let mut state = run.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     state.failed = progress["Failed"].as_bool().unwrap_or(false);
     state.first_error = progress["FirstError"].as_str().map(str::to_owned);
@@ -491,12 +491,26 @@ fn restore_run_state(progress: &serde_json::Value, run: &Mutex<RunState>) {
     }
     if let Some(outputs) = progress["Outputs"].as_array() {
         for output in outputs {
-            record_output(&mut state, output);
+            let mut output = output.clone();
+            // A sensitive output was saved sealed; a value that no longer opens (the master
+            // key changed) is dropped rather than handed to later steps as ciphertext.
+            if let Some(sealed) = output["SealedValue"].as_str() {
+                match master_key.open(sealed) {
+                    Ok(plain) => output["Value"] = json!(plain.as_str()),
+                    Err(error) => {
+                        tracing::warn!("a sensitive output variable could not be opened: {error}");
+                        continue;
+                    }
+                }
+            }
+            record_output(&mut state, &output, master_key);
         }
     }
 }
 
-fn record_output(state: &mut RunState, output: &serde_json::Value) {
+/// Records an output variable for later steps, and in the log kept in the task's progress;
+/// sensitive values are sealed there, as the progress is stored in the clear.
+fn record_output(state: &mut RunState, output: &serde_json::Value, master_key: &MasterKey) {
     let text = |key: &str| output[key].as_str().unwrap_or_default().to_owned();
     let machine = (!text("MachineId").is_empty())
         .then(|| OutputMachine::new(text("MachineId"), text("MachineName")));
@@ -507,10 +521,14 @@ fn record_output(state: &mut RunState, output: &serde_json::Value) {
         &text("Value"),
         output["IsSensitive"].as_bool().unwrap_or(false),
     );
-    // Sensitive outputs stay in memory only: the task's progress is not encrypted.
-    if !output["IsSensitive"].as_bool().unwrap_or(false) {
-        state.output_log.push(output.clone());
+    let mut logged = output.clone();
+    if output["IsSensitive"].as_bool().unwrap_or(false) {
+        logged["SealedValue"] = json!(master_key.seal(&text("Value")));
+        if let Some(fields) = logged.as_object_mut() {
+            fields.remove("Value");
+        }
     }
+    state.output_log.push(logged);
 }
 
 impl DeploymentHandler {
@@ -1089,7 +1107,7 @@ impl DeploymentHandler {
                     "Value": output.value,
                     "IsSensitive": output.is_sensitive,
                 });
-                record_output(&mut state, &record);
+                record_output(&mut state, &record, &self.master_key);
             }
         }
         if context.is_cancel_requested() {
@@ -1160,6 +1178,7 @@ impl DeploymentHandler {
                     record_output(
                         &mut state,
                         &json!({"ActionName": action.name, "Name": name, "Value": value, "IsSensitive": false}),
+                        &self.master_key,
                     );
                 }
                 drop(state);
@@ -1400,6 +1419,48 @@ async fn declare_activity(context: &TaskContext, id: &str, parent: &str, name: &
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sensitive_outputs_are_sealed_in_progress_and_restored_after_a_restart() {
+        let master_key = MasterKey::from_text(&"42".repeat(32)).expect("key");
+        let mut state = RunState::default();
+        for (name, value, is_sensitive) in
+            [("Token", "s3cret-token", true), ("Color", "blue", false)]
+        {
+            record_output(
+                &mut state,
+                &json!({"ActionName": "Make", "Name": name, "Value": value, "IsSensitive": is_sensitive}),
+                &master_key,
+            );
+        }
+        let progress = json!({"Outputs": state.output_log});
+        let saved = progress.to_string();
+        assert!(!saved.contains("s3cret-token"), "{saved}");
+        assert!(saved.contains("blue"), "{saved}");
+
+        let restored = Mutex::new(RunState::default());
+        restore_run_state(&progress, &restored, &master_key);
+        let restored = restored.into_inner().expect("not poisoned");
+        let values: Vec<(String, String, bool)> = restored
+            .outputs
+            .scoped_values()
+            .into_iter()
+            .filter(|value| value.name.ends_with(".Output.Token"))
+            .map(|value| (value.name, value.value, value.is_sensitive))
+            .collect();
+        assert!(
+            values
+                .iter()
+                .any(|(_, value, is_sensitive)| value == "s3cret-token" && *is_sensitive),
+            "{values:?}"
+        );
+        // Saved again after the restart, still sealed.
+        assert!(
+            !json!(restored.output_log)
+                .to_string()
+                .contains("s3cret-token")
+        );
+    }
 
     fn step(name: &str, trigger: StartTrigger) -> DeploymentStep {
         DeploymentStep {

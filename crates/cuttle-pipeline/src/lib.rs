@@ -1,7 +1,7 @@
 //! Cuttle's release-pipeline rules: which environments a release may be deployed to
 //! ([`progression`]), which version a new release gets ([`versioning`]), and which package
-//! versions a channel accepts ([`channel_rules`]), with the version and range types they share
-//! ([`version`], [`version_range`]).
+//! versions a channel accepts ([`channel_rules`]) and a release pins ([`package_selection`]),
+//! with the version and range types they share ([`version`], [`version_range`]).
 //!
 //! **Architecture Invariant:** the crate is pure. It does no IO, never reads the clock (callers
 //! pass `now`) and uses no randomness; it decides from the facts it is given (the lifecycle,
@@ -10,6 +10,7 @@
 //! deployments, refusing an API request) belongs to the server.
 
 pub mod channel_rules;
+pub mod package_selection;
 pub mod progression;
 pub mod version;
 mod version_mask;

@@ -135,6 +135,17 @@ pub enum PhaseProgress {
     Pending,
 }
 
+impl PhaseProgress {
+    /// The name the API shows, as Octopus spells its `PhaseProgress` values.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhaseProgress::Complete => "Complete",
+            PhaseProgress::Current => "Current",
+            PhaseProgress::Pending => "Pending",
+        }
+    }
+}
+
 /// One phase as evaluated for the release.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PhaseProgression {

@@ -143,6 +143,10 @@ fn push_task_filter(
         builder.push(" AND environment_id = ");
         builder.push_bind(environment_id.clone());
     }
+    if let Some(completed_after) = &query.completed_after {
+        builder.push(" AND completed_time > ");
+        builder.push_bind(*completed_after);
+    }
     Ok(())
 }
 

@@ -1174,6 +1174,21 @@ pub async fn tasks_list_newest_first_with_filters(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(total, 0);
+    for (number, completed_seconds) in [(5, 10), (6, 20)] {
+        let mut task = queued_task(&format!("ServerTasks-{number}"), now);
+        task.state = TaskState::Success;
+        task.completed_time = Some(now + Duration::seconds(completed_seconds));
+        store.insert_task(&task).await.unwrap();
+    }
+    let (total, tasks) = store
+        .list_tasks(&TaskQuery {
+            completed_after: Some(now + Duration::seconds(15)),
+            ..TaskQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(total, 1);
+    assert_eq!(tasks[0].id, "ServerTasks-6");
 }
 
 pub async fn tasks_sharing_a_concurrency_tag_run_one_at_a_time(store: &dyn Store) {

@@ -161,6 +161,8 @@ pub struct TaskQuery {
     pub name: Option<String>,
     pub project_id: Option<String>,
     pub environment_id: Option<String>,
+    /// Only tasks completed after this moment (so never tasks still running).
+    pub completed_after: Option<DateTime<Utc>>,
     pub skip: i64,
     pub take: i64,
 }
@@ -174,6 +176,7 @@ impl Default for TaskQuery {
             name: None,
             project_id: None,
             environment_id: None,
+            completed_after: None,
             skip: 0,
             take: i64::from(i32::MAX),
         }

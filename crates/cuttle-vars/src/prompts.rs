@@ -84,6 +84,21 @@ impl PromptAnswers {
         self
     }
 
+    /// Answers from a deployment's `FormValues`, whose keys Octopus's portal sends as the
+    /// prompted variables' ids and scripts usually send as names: each key is tried as both.
+    pub fn from_form_values<'pair, I>(pairs: I) -> Self
+    where
+        I: IntoIterator<Item = (&'pair str, &'pair str)>,
+    {
+        pairs
+            .into_iter()
+            .fold(PromptAnswers::new(), |answers, (key, value)| {
+                answers
+                    .answer_by_name(key, value)
+                    .answer_by_variable_id(key, value)
+            })
+    }
+
     /// Answers keyed by name, from a `{"Name": "Value"}` object as the API receives it.
     pub fn from_names<I, K, V>(pairs: I) -> Self
     where

@@ -20,6 +20,9 @@ use cuttle_domain::{
     Channel, Deployment, DeploymentProcess, DeploymentTarget, Environment, Interruption,
     LibraryVariableSet, Lifecycle, Project, Release, Resource, ResourceKind,
 };
+use cuttle_pipeline::package_selection::{
+    PackageReferenceFact, PackageVersionRequest, PinnedPackage, select_package_versions,
+};
 use cuttle_pipeline::progression::{DeploymentFact, DeploymentState, EnvironmentRef, Progression};
 use cuttle_pipeline::versioning::{ReleaseVersionFact, next_release_version};
 use cuttle_store::{
@@ -334,29 +337,134 @@ async fn project_releases(state: &AppState, project_id: &str) -> Result<Vec<Rele
 }
 
 /// What a new release asks for.
+#[derive(Default)]
 struct NewRelease {
     version: Option<String>,
     channel: Option<String>,
     release_notes: Option<String>,
     ignore_if_exists: bool,
+    /// Versions given as the release resource's `SelectedPackages`.
     selected_packages: Vec<cuttle_domain::SelectedPackage>,
+    /// Versions given as Octopus's command fields (`Packages`, `PackageVersion`…).
+    package_request: PackageVersionRequest,
     custom_fields: serde_json::Map<String, serde_json::Value>,
 }
 
-/// Creates a release: its version (given or from the project's template), its channel, and
-/// snapshots of the process and the variables, all in one write.
-async fn create_release(
+/// The package references of the process's enabled actions, with the names specs match.
+fn process_package_references(process: &DeploymentProcess) -> Vec<PackageReferenceFact> {
+    process
+        .steps
+        .iter()
+        .flat_map(|step| {
+            step.actions
+                .iter()
+                .filter(|action| !action.is_disabled)
+                .flat_map(move |action| {
+                    action
+                        .package_references()
+                        .into_iter()
+                        .map(move |reference| PackageReferenceFact {
+                            step_name: step.name.clone(),
+                            action_name: action.name.clone(),
+                            package_reference_name: reference.name,
+                            package_id: reference.package_id,
+                            feed_id: reference.feed_id,
+                        })
+                })
+        })
+        .collect()
+}
+
+/// The versions each feed holds for the packages `references` use; a feed Cuttle does not
+/// host has no entry (its versions are taken on trust).
+async fn feed_versions(
     state: &AppState,
+    space_id: &str,
+    references: &[PackageReferenceFact],
+) -> Result<HashMap<(String, String), Vec<String>>, ApiError> {
+    let mut versions = HashMap::new();
+    for reference in references {
+        let key = (reference.feed_id.clone(), reference.package_id.clone());
+        if versions.contains_key(&key) || reference.feed_id != cuttle_domain::BUILT_IN_FEED_ID {
+            continue;
+        }
+        let held = built_in_feed_versions(state, space_id, &reference.package_id).await?;
+        versions.insert(key, held);
+    }
+    Ok(versions)
+}
+
+/// The versions of `package_id` in the space's built-in feed.
+async fn built_in_feed_versions(
+    _state: &AppState,
+    _space_id: &str,
+    _package_id: &str,
+) -> Result<Vec<String>, ApiError> {
+    // PENDING-FEED: answered from the feed's package records once the feed lands.
+    Ok(Vec::new())
+}
+
+/// The release resource's `SelectedPackages` as specs, so both ways of asking share one path.
+fn selected_packages_as_specs(selected: &[cuttle_domain::SelectedPackage]) -> Vec<String> {
+    selected
+        .iter()
+        .filter(|package| !package.version.trim().is_empty())
+        .map(|package| {
+            let step = [&package.action_name, &package.step_name]
+                .into_iter()
+                .find(|name| !name.trim().is_empty())
+                .map_or("*", String::as_str);
+            let reference = if package.package_reference_name.trim().is_empty() {
+                ""
+            } else {
+                package.package_reference_name.as_str()
+            };
+            // Three parts even for the primary package (an empty reference name), so the
+            // spec names exactly that package.
+            format!("{step}:{reference}:{}", package.version)
+        })
+        .collect()
+}
+
+/// The channel (given, or the best match) and the package versions the release pins.
+///
+/// Without a named channel, explicit versions may pick a channel: the first whose rules
+/// govern one of the packages and accept the versions, else the default channel — as
+/// Octopus's tools do. Without explicit versions the default channel is used, so "newest"
+/// never silently moves a release into a pre-release channel.
+fn choose_channel_and_packages<'channel>(
     project: &Project,
-    request: NewRelease,
-) -> Result<(Release, bool), ApiError> {
-    let channels = project_channels(state, project).await?;
-    let channel = match request
-        .channel
-        .as_deref()
-        .filter(|text| !text.trim().is_empty())
-    {
-        Some(key) => channels
+    channels: &'channel [Channel],
+    named_channel: Option<&str>,
+    references: &[PackageReferenceFact],
+    request: &PackageVersionRequest,
+    versions: &HashMap<(String, String), Vec<String>>,
+) -> Result<(&'channel Channel, Vec<PinnedPackage>), ApiError> {
+    let lookup = |feed_id: &str, package_id: &str| {
+        if feed_id == cuttle_domain::BUILT_IN_FEED_ID {
+            Some(
+                versions
+                    .get(&(feed_id.to_owned(), package_id.to_owned()))
+                    .cloned()
+                    .unwrap_or_default(),
+            )
+        } else {
+            None
+        }
+    };
+    let select = |channel: &Channel| {
+        select_package_versions(references, request, channel, lookup).map_err(|error| {
+            ApiError::BadRequest {
+                message: format!(
+                    "The release's package versions could not be chosen in channel '{}'.",
+                    channel.name
+                ),
+                errors: error.problems,
+            }
+        })
+    };
+    if let Some(key) = named_channel {
+        let channel = channels
             .iter()
             .find(|channel| channel.id == key || channel.name.eq_ignore_ascii_case(key))
             .ok_or_else(|| {
@@ -364,15 +472,69 @@ async fn create_release(
                     "channel '{key}' was not found in project '{}'",
                     project.name
                 ))
-            })?,
-        None => channels
+            })?;
+        return Ok((channel, select(channel)?));
+    }
+    let default_channel = channels
+        .iter()
+        .find(|channel| channel.is_default)
+        .or_else(|| channels.first())
+        .ok_or_else(|| {
+            ApiError::bad_request(format!("project '{}' has no channel", project.name))
+        })?;
+    let explicit = !request.specs.is_empty() || request.default_version.is_some();
+    if explicit {
+        let governs_a_package = |channel: &Channel| {
+            channel.rules.iter().any(|rule| {
+                references.iter().any(|reference| {
+                    cuttle_pipeline::channel_rules::rule_applies_to(
+                        rule,
+                        &reference.action_name,
+                        &reference.package_reference_name,
+                    )
+                })
+            })
+        };
+        for channel in channels
             .iter()
-            .find(|channel| channel.is_default)
-            .or_else(|| channels.first())
-            .ok_or_else(|| {
-                ApiError::bad_request(format!("project '{}' has no channel", project.name))
-            })?,
-    };
+            .filter(|channel| !channel.is_default && governs_a_package(channel))
+        {
+            if let Ok(pinned) = select(channel) {
+                return Ok((channel, pinned));
+            }
+        }
+    }
+    Ok((default_channel, select(default_channel)?))
+}
+
+/// Creates a release: its version (given or from the project's template), its channel, its
+/// package versions, and snapshots of the process and the variables, all in one write.
+async fn create_release(
+    state: &AppState,
+    project: &Project,
+    request: NewRelease,
+) -> Result<(Release, bool), ApiError> {
+    let channels = project_channels(state, project).await?;
+    let process = live_process(state, project).await?;
+    let references = process_package_references(&process);
+    let mut package_request = request.package_request.clone();
+    package_request
+        .specs
+        .extend(selected_packages_as_specs(&request.selected_packages));
+    let versions = feed_versions(state, &project.space_id, &references).await?;
+    let named_channel = request
+        .channel
+        .as_deref()
+        .map(str::trim)
+        .filter(|text| !text.is_empty());
+    let (channel, pinned_packages) = choose_channel_and_packages(
+        project,
+        &channels,
+        named_channel,
+        &references,
+        &package_request,
+        &versions,
+    )?;
     let existing = project_releases(state, &project.id).await?;
     let version = match request
         .version
@@ -418,7 +580,6 @@ async fn create_release(
         )));
     }
     let release_id = state.store().allocate_id(ResourceKind::Release).await?;
-    let process = live_process(state, project).await?;
     let process_snapshot_id = format!("{}-s-{release_id}", process.id);
     let process_document = snapshot_document(
         document_from_resource(&process)?,
@@ -438,7 +599,11 @@ async fn create_release(
         project_deployment_process_snapshot_id: process_snapshot_id,
         project_variable_set_snapshot_id: variable_snapshot_id,
         library_variable_set_snapshot_ids: library_snapshot_ids,
-        selected_packages: request.selected_packages,
+        ignore_channel_rules: package_request.ignore_channel_rules,
+        selected_packages: pinned_packages
+            .iter()
+            .map(PinnedPackage::to_selected_package)
+            .collect(),
         custom_fields: request.custom_fields,
         ..Release::default()
     };
@@ -461,6 +626,7 @@ struct ReleaseBody {
     version: Option<String>,
     release_notes: Option<String>,
     selected_packages: Vec<cuttle_domain::SelectedPackage>,
+    ignore_channel_rules: bool,
     custom_fields: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -483,9 +649,13 @@ async fn create_release_resource(
             version: body.version,
             channel: body.channel_id,
             release_notes: body.release_notes,
-            ignore_if_exists: false,
             selected_packages: body.selected_packages,
+            package_request: PackageVersionRequest {
+                ignore_channel_rules: body.ignore_channel_rules,
+                ..PackageVersionRequest::default()
+            },
             custom_fields: body.custom_fields,
+            ..NewRelease::default()
         },
     )
     .await?;
@@ -566,8 +736,14 @@ async fn create_release_command(
                 .or_else(|| text_field(&body, "ChannelIdOrName")),
             release_notes: text_field(&body, "ReleaseNotes"),
             ignore_if_exists: bool_field(&body, "IgnoreIfAlreadyExists"),
-            selected_packages: Vec::new(),
+            package_request: PackageVersionRequest {
+                specs: list_field(&body, "Packages"),
+                default_version: text_field(&body, "PackageVersion"),
+                prerelease_tag: text_field(&body, "PackagePrerelease"),
+                ignore_channel_rules: bool_field(&body, "IgnoreChannelRules"),
+            },
             custom_fields,
+            ..NewRelease::default()
         },
     )
     .await?;
@@ -934,7 +1110,7 @@ async fn release_progression(
         .map(|phase| {
             json!({
                 "Name": phase.name,
-                "Progress": format!("{:?}", phase.progress),
+                "Progress": phase.progress.as_str(),
                 "EnvironmentIds": phase.environment_ids,
                 "AutomaticDeploymentTargets": phase.automatic_environment_ids,
                 "OptionalDeploymentTargets": phase.optional_environment_ids,
@@ -1033,6 +1209,7 @@ pub async fn promote_automatically(
     let query = TaskQuery {
         name: Some(cuttle_orchestrator::DEPLOY_TASK.to_owned()),
         states: Some(vec![cuttle_store::TaskState::Success]),
+        completed_after: Some(since),
         take: 200,
         ..TaskQuery::default()
     };
@@ -1091,6 +1268,51 @@ struct NewDeployment {
     queue_time_expiry: Option<DateTime<Utc>>,
 }
 
+/// Refuses a deployment whose required prompted variables (in the release's variable
+/// snapshots, scoped to this environment) have no value, naming every one: the task would
+/// only fail later with the same reason.
+async fn check_prompted_values(
+    state: &AppState,
+    project: &Project,
+    release: &Release,
+    environment: &Environment,
+    form_values: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), ApiError> {
+    let mut sources = cuttle_vars::VariableSources::new();
+    let project_set = super::variables::load_variable_set(
+        state,
+        &project.space_id,
+        &release.project_variable_set_snapshot_id,
+    )
+    .await?;
+    sources.add_project_variables(&project_set);
+    for id in &release.library_variable_set_snapshot_ids {
+        let set = super::variables::load_variable_set(state, &project.space_id, id).await?;
+        sources.add_library_variable_set(&set);
+    }
+    let scope = cuttle_vars::DeploymentScope {
+        project_id: Some(project.id.clone()),
+        environment_id: Some(environment.id.clone()),
+        channel_id: Some(release.channel_id.clone()),
+        process_owner_id: Some(project.id.clone()),
+        ..cuttle_vars::DeploymentScope::default()
+    };
+    let answers = cuttle_vars::prompts::PromptAnswers::from_form_values(
+        form_values
+            .iter()
+            .map(|(key, value)| (key.as_str(), value.as_str().unwrap_or_default())),
+    );
+    sources
+        .apply_prompt_answers(&scope, &answers)
+        .map(|_| ())
+        .map_err(|error| {
+            ApiError::bad_request(format!(
+                "release {} cannot be deployed to {}: {error}",
+                release.version, environment.name
+            ))
+        })
+}
+
 /// Checks a deployment against the lifecycle and queues it with its task.
 async fn create_deployment(
     state: &AppState,
@@ -1135,6 +1357,7 @@ async fn create_deployment(
             Some(_) => {}
         }
     }
+    check_prompted_values(state, project, release, environment, &request.form_values).await?;
     let now = Utc::now();
     if let Some(queue_time) = request.queue_time
         && queue_time > now + chrono::Duration::days(30)

@@ -82,7 +82,7 @@ fn variable_set_document(set: &VariableSet, references: Vec<String>) -> Result<D
 }
 
 /// The stored set, with sensitive values still sealed, and its version from the store.
-async fn load_variable_set(
+pub(crate) async fn load_variable_set(
     state: &AppState,
     space_id: &str,
     id: &str,

@@ -414,7 +414,12 @@ async fn cancelling_a_deployment_stops_its_running_script() {
     save_process(
         &server,
         &project,
-        vec![server_step("Sleep", "echo sleeping; sleep 600", false)],
+        // An unusual duration, so the test can look for exactly this process afterwards.
+        vec![server_step(
+            "Sleep",
+            "echo \"sleeping in $$\"; sleep 600.4242",
+            false,
+        )],
     )
     .await;
     let _: Value = server
@@ -438,11 +443,26 @@ async fn cancelling_a_deployment_stops_its_running_script() {
         .await
         .expect("cancel");
     let task = wait_for_task(&server, &task_id).await;
-    assert_eq!(
-        task.state,
-        "Canceled",
-        "{}",
-        raw_log(&server, &task_id).await
+    let log = raw_log(&server, &task_id).await;
+    assert_eq!(task.state, "Canceled", "{log}");
+    // The whole process tree is gone, not just the task's state.
+    let shell_pid = log
+        .split("sleeping in ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the script printed its pid");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{shell_pid}")).exists(),
+        "the script's shell {shell_pid} is still running"
+    );
+    let sleepers = std::process::Command::new("pgrep")
+        .args(["-f", "sleep 600.4242"])
+        .output()
+        .expect("run pgrep");
+    assert!(
+        sleepers.stdout.is_empty(),
+        "the script's sleep is still running: {}",
+        String::from_utf8_lossy(&sleepers.stdout)
     );
     server.cleanup().await.expect("clean up");
 }
@@ -877,5 +897,206 @@ async fn worker_steps_run_on_a_registered_worker_of_the_default_pool() {
     let log = raw_log(&server, &task_id).await;
     assert_eq!(task.state, "Success", "{log}");
     assert!(log.contains("ran on pool-worker-1"), "{log}");
+    server.cleanup().await.expect("clean up");
+}
+
+fn package_step(name: &str, package_id: &str, feed_id: &str) -> Value {
+    let mut step = server_step(name, "echo using a package", false);
+    step["Actions"][0]["Packages"] = json!([{
+        "Name": "", "PackageId": package_id, "FeedId": feed_id, "AcquisitionLocation": "Server"
+    }]);
+    step
+}
+
+#[tokio::test]
+async fn releases_pin_package_versions_within_their_channel_rules() {
+    let server = server().await;
+    create_environments(&server, &["Development"]).await;
+    let project = create_project(&server, "Channelled").await;
+    let project_id = project["Id"].as_str().expect("project id");
+    save_process(
+        &server,
+        &project,
+        vec![package_step("Deploy web", "web", "feeds-external")],
+    )
+    .await;
+    let _: Value = server
+        .client
+        .post(
+            "/api/Spaces-1/channels",
+            &json!({
+                "ProjectId": project_id, "Name": "Stable",
+                "Rules": [{"VersionRange": "[1.0,2.0)", "Tag": "^$",
+                           "ActionPackages": [{"DeploymentAction": "Deploy web"}]}]
+            }),
+        )
+        .await
+        .expect("create a channel");
+    let create = |body: Value| {
+        let server = &server;
+        async move {
+            send(
+                server,
+                "POST",
+                "/api/Spaces-1/releases/create/v1",
+                Some(&body.to_string()),
+            )
+            .await
+        }
+    };
+
+    // Outside the named channel's range: refused, naming the rule.
+    let refused = create(json!({
+        "ProjectName": "Channelled", "ChannelName": "Stable", "ReleaseVersion": "1.0.0",
+        "Packages": ["Deploy web:2.1.0"], "IgnoreChannelRules": false
+    }))
+    .await;
+    assert_error(
+        &refused,
+        400,
+        "version 2.1.0 of package 'web' is outside the channel 'Stable' range [1.0,2.0)",
+    );
+    // A pre-release is refused by the tag pattern.
+    let refused = create(json!({
+        "ProjectName": "Channelled", "ChannelName": "Stable", "ReleaseVersion": "1.0.0",
+        "PackageVersion": "1.5.0-beta.2"
+    }))
+    .await;
+    assert_error(&refused, 400, "has the tag 'beta.2'");
+    // Nothing to choose from in a feed Cuttle cannot search.
+    let refused = create(json!({"ProjectName": "Channelled", "ReleaseVersion": "1.0.0"})).await;
+    assert_error(
+        &refused,
+        400,
+        "give its version in Packages or PackageVersion",
+    );
+
+    // An accepted version, with no channel named: the channel whose rule governs the package
+    // and accepts it is chosen.
+    let accepted = create(json!({
+        "ProjectName": "Channelled", "ReleaseVersion": "1.0.0", "Packages": ["web:1.4.0"]
+    }))
+    .await;
+    assert_eq!(accepted.status.as_u16(), 201, "{}", accepted.body);
+    let release_id = serde_json::from_str::<Value>(&accepted.body).expect("JSON")["ReleaseId"]
+        .as_str()
+        .expect("release id")
+        .to_owned();
+    let release: Value = server
+        .client
+        .get(&format!("/api/Spaces-1/releases/{release_id}"))
+        .await
+        .expect("read the release");
+    let channel: Value = server
+        .client
+        .get(&format!(
+            "/api/Spaces-1/channels/{}",
+            release["ChannelId"].as_str().expect("channel id")
+        ))
+        .await
+        .expect("read the channel");
+    assert_eq!(channel["Name"], "Stable");
+    assert_eq!(
+        release["SelectedPackages"],
+        json!([{"ActionName": "Deploy web", "StepName": "Deploy web",
+                "PackageReferenceName": "", "Version": "1.4.0"}])
+    );
+
+    // IgnoreChannelRules pins what the rules would refuse, and says so on the release.
+    let ignored = create(json!({
+        "ProjectName": "Channelled", "ChannelName": "Stable", "ReleaseVersion": "2.0.0",
+        "Packages": ["*:3.0.0"], "IgnoreChannelRules": true
+    }))
+    .await;
+    assert_eq!(ignored.status.as_u16(), 201, "{}", ignored.body);
+    let release: Value = server
+        .client
+        .get(&format!(
+            "/api/Spaces-1/projects/{project_id}/releases/2.0.0"
+        ))
+        .await
+        .expect("read the release by version");
+    assert_eq!(release["IgnoreChannelRules"], json!(true));
+    assert_eq!(release["SelectedPackages"][0]["Version"], "3.0.0");
+    server.cleanup().await.expect("clean up");
+}
+
+#[tokio::test]
+async fn a_required_prompted_variable_must_be_answered_when_deploying() {
+    let server = server().await;
+    create_environments(&server, &["Development"]).await;
+    let project = create_project(&server, "Prompted").await;
+    let variables_path = format!(
+        "/api/Spaces-1/variables/{}",
+        project["VariableSetId"].as_str().expect("variable set id")
+    );
+    let mut variables: Value = server.client.get(&variables_path).await.expect("variables");
+    variables["Variables"] = json!([
+        {"Name": "Approver", "Value": "", "Prompt": {"Label": "Who approved?", "Required": true}},
+    ]);
+    let saved: Value = server
+        .client
+        .put(&variables_path, &variables)
+        .await
+        .expect("save variables");
+    let approver_id = saved["Variables"][0]["Id"]
+        .as_str()
+        .expect("variable id")
+        .to_owned();
+    save_process(
+        &server,
+        &project,
+        vec![server_step(
+            "Greet",
+            "echo \"approved by #{Approver}\"",
+            false,
+        )],
+    )
+    .await;
+    let _: Value = server
+        .client
+        .post(
+            "/api/Spaces-1/releases/create/v1",
+            &json!({"ProjectName": "Prompted", "ReleaseVersion": "1.0.0"}),
+        )
+        .await
+        .expect("create a release");
+    let deploy_with = |form: Value| {
+        let server = &server;
+        async move {
+            send(
+                server,
+                "POST",
+                "/api/Spaces-1/deployments/create/untenanted/v1",
+                Some(
+                    &json!({"ProjectName": "Prompted", "ReleaseVersion": "1.0.0",
+                            "EnvironmentNames": ["Development"], "Variables": form})
+                    .to_string(),
+                ),
+            )
+            .await
+        }
+    };
+    let refused = deploy_with(json!({})).await;
+    assert_error(
+        &refused,
+        400,
+        "required prompted variables have no value: 'Who approved?' (Approver)",
+    );
+    let refused = deploy_with(json!({"Approver": "  "})).await;
+    assert_error(&refused, 400, "'Who approved?' (Approver)");
+
+    // Answered by the variable's id, as the portal does.
+    let accepted = deploy_with(json!({ approver_id: "Ada" })).await;
+    assert_eq!(accepted.status.as_u16(), 200, "{}", accepted.body);
+    let task_id = serde_json::from_str::<Value>(&accepted.body).expect("JSON")
+        ["DeploymentServerTasks"][0]["ServerTaskId"]
+        .as_str()
+        .expect("task id")
+        .to_owned();
+    let task = wait_for_task(&server, &task_id).await;
+    let log = raw_log(&server, &task_id).await;
+    assert_eq!(task.state, "Success", "{log}");
+    assert!(log.contains("approved by Ada"), "{log}");
     server.cleanup().await.expect("clean up");
 }
