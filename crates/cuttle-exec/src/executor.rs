@@ -127,6 +127,10 @@ pub(crate) struct TicketData {
     /// Lines up to this sequence are fsynced; only those are served while the ticket runs,
     /// so every line a caller has seen survives even a power loss.
     pub(crate) durable_sequence: u64,
+    /// Lines up to this sequence were dropped from `lines` once a caller confirmed it holds
+    /// them (by asking for lines after them); a caller asking from further back is answered
+    /// from the journal on disk. Keeps a chatty script's log out of memory.
+    pub(crate) forgotten_through: u64,
     pub(crate) output_variables: Vec<OutputVariable>,
     pub(crate) artifacts: Vec<Artifact>,
     pub(crate) progress: Option<Progress>,
@@ -223,24 +227,70 @@ impl Executor {
         validate_ticket(ticket)?;
         let live = lock(&self.inner.live).get(ticket).cloned();
         if let Some(live) = live {
-            let data = lock(&live.data);
-            let state = data.state.unwrap_or(ScriptState::Pending);
-            let served = if state.is_finished() {
-                data.lines.len()
-            } else {
-                data.lines
-                    .partition_point(|line| line.sequence <= data.durable_sequence)
+            // Answered from memory, or (for a caller re-reading dropped lines) a status
+            // without lines to fill from the journal once the lock is released.
+            let (status, served_through) = {
+                let mut data = lock(&live.data);
+                let state = data.state.unwrap_or(ScriptState::Pending);
+                let finished = state.is_finished();
+                if after_sequence < data.forgotten_through {
+                    let status = ScriptStatus {
+                        ticket: ticket.to_owned(),
+                        state,
+                        lines: Vec::new(),
+                        next_sequence: after_sequence,
+                        output_variables: data.output_variables.clone(),
+                        artifacts: data.artifacts.clone(),
+                        progress: data.progress.clone(),
+                        failed_step_message: data.failed_step_message.clone(),
+                    };
+                    let served_through = if finished {
+                        u64::MAX
+                    } else {
+                        data.durable_sequence
+                    };
+                    (status, Some(served_through))
+                } else {
+                    // The caller holds every line up to `after_sequence` (served lines are
+                    // durable), so memory keeps only the rest.
+                    let confirmed = if finished {
+                        after_sequence
+                    } else {
+                        after_sequence.min(data.durable_sequence)
+                    };
+                    if confirmed > data.forgotten_through {
+                        let first_kept = data
+                            .lines
+                            .partition_point(|line| line.sequence <= confirmed);
+                        data.lines.drain(..first_kept);
+                        data.forgotten_through = confirmed;
+                    }
+                    let served = if finished {
+                        data.lines.len()
+                    } else {
+                        data.lines
+                            .partition_point(|line| line.sequence <= data.durable_sequence)
+                    };
+                    let status = build_status(
+                        ticket,
+                        state,
+                        &data.lines[..served],
+                        after_sequence,
+                        data.output_variables.clone(),
+                        data.artifacts.clone(),
+                        data.progress.clone(),
+                        data.failed_step_message.clone(),
+                    );
+                    (status, None)
+                }
             };
-            return Ok(build_status(
-                ticket,
-                state,
-                &data.lines[..served],
-                after_sequence,
-                data.output_variables.clone(),
-                data.artifacts.clone(),
-                data.progress.clone(),
-                data.failed_step_message.clone(),
-            ));
+            return match served_through {
+                None => Ok(status),
+                Some(served_through) => {
+                    self.status_from_journal(&live.directory, status, served_through)
+                        .await
+                }
+            };
         }
         let directory = self.ticket_directory(ticket);
         let key = Arc::clone(&self.inner.at_rest_key);
@@ -252,6 +302,38 @@ impl Executor {
                 path: self.inner.tickets_directory.clone(),
                 source: std::io::Error::other(error.to_string()),
             })?
+    }
+
+    /// Fills `status` with the lines after its `next_sequence` (and at most `served_through`)
+    /// read from the ticket's journal: for a caller re-reading lines already dropped from
+    /// memory, such as a restarted server.
+    async fn status_from_journal(
+        &self,
+        directory: &Path,
+        mut status: ScriptStatus,
+        served_through: u64,
+    ) -> Result<ScriptStatus, ExecError> {
+        let directory = directory.to_owned();
+        let after_sequence = status.next_sequence;
+        let lines = tokio::task::spawn_blocking(move || journal::read_log(&directory))
+            .await
+            .map_err(|error| ExecError::Io {
+                action: "read the log of",
+                path: self.inner.tickets_directory.clone(),
+                source: std::io::Error::other(error.to_string()),
+            })??;
+        let first = lines.partition_point(|line| line.sequence <= after_sequence);
+        status.lines = lines[first..]
+            .iter()
+            .take_while(|line| line.sequence <= served_through)
+            .take(MAX_LINES_PER_STATUS)
+            .cloned()
+            .collect();
+        status.next_sequence = status
+            .lines
+            .last()
+            .map_or(after_sequence, |line| line.sequence);
+        Ok(status)
     }
 
     /// Asks the ticket's script to stop: while pending it never starts; while running its whole

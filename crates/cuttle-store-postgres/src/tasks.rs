@@ -335,6 +335,9 @@ pub(crate) async fn request_task_cancel(
     row.as_ref().map(task_from_row).transpose()
 }
 
+/// Log lines written by one `INSERT` statement.
+const LOG_ROWS_PER_STATEMENT: usize = 5_000;
+
 pub(crate) async fn append_task_log(
     writer: &PgPool,
     id: &str,
@@ -355,17 +358,25 @@ pub(crate) async fn append_task_log(
     if holds_lease.is_none() {
         return Err(StoreError::LeaseLost { id: id.to_owned() });
     }
-    for line in lines {
+    // One statement per batch, with the columns as arrays: a chatty script sends thousands
+    // of lines per flush, and a round trip per line would cap the log's rate.
+    for chunk in lines.chunks(LOG_ROWS_PER_STATEMENT) {
+        let sequences: Vec<i64> = chunk.iter().map(|line| line.sequence).collect();
+        let times: Vec<DateTime<Utc>> = chunk.iter().map(|line| line.occurred_at).collect();
+        let categories: Vec<&str> = chunk.iter().map(|line| line.category.as_str()).collect();
+        let activities: Vec<&str> = chunk.iter().map(|line| line.activity_id.as_str()).collect();
+        let messages: Vec<&str> = chunk.iter().map(|line| line.message.as_str()).collect();
         sqlx::query(
             "INSERT INTO task_log (task_id, sequence, occurred_at, category, activity_id, message)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (task_id, sequence) DO NOTHING",
+             SELECT $1, * FROM UNNEST($2::bigint[], $3::timestamptz[], $4::text[], $5::text[], $6::text[])
+             ON CONFLICT (task_id, sequence) DO NOTHING",
         )
         .bind(id)
-        .bind(line.sequence)
-        .bind(line.occurred_at)
-        .bind(&line.category)
-        .bind(&line.activity_id)
-        .bind(&line.message)
+        .bind(&sequences)
+        .bind(&times)
+        .bind(&categories)
+        .bind(&activities)
+        .bind(&messages)
         .execute(&mut *transaction)
         .await
         .map_err(database_error)?;

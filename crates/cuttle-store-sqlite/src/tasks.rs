@@ -342,6 +342,9 @@ pub(crate) async fn request_task_cancel(
     row.as_ref().map(task_from_row).transpose()
 }
 
+/// Log lines written by one `INSERT` statement.
+const LOG_ROWS_PER_STATEMENT: usize = 1_000;
+
 pub(crate) async fn append_task_log(
     writer: &SqlitePool,
     id: &str,
@@ -361,20 +364,27 @@ pub(crate) async fn append_task_log(
     if holds_lease.is_none() {
         return Err(StoreError::LeaseLost { id: id.to_owned() });
     }
-    for line in lines {
-        sqlx::query(
-            "INSERT INTO task_log (task_id, sequence, occurred_at, category, activity_id, message)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (task_id, sequence) DO NOTHING",
-        )
-        .bind(id)
-        .bind(line.sequence)
-        .bind(time_text(line.occurred_at))
-        .bind(&line.category)
-        .bind(&line.activity_id)
-        .bind(&line.message)
-        .execute(&mut *transaction)
-        .await
-        .map_err(database_error)?;
+    // Many rows per statement: each statement is a round trip to the database thread, and
+    // a chatty script sends thousands of lines per flush. 6 parameters per row stays far
+    // below SQLite's limit of 32,766 parameters.
+    for chunk in lines.chunks(LOG_ROWS_PER_STATEMENT) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO task_log (task_id, sequence, occurred_at, category, activity_id, message) ",
+        );
+        insert.push_values(chunk, |mut row, line| {
+            row.push_bind(id)
+                .push_bind(line.sequence)
+                .push_bind(time_text(line.occurred_at))
+                .push_bind(&line.category)
+                .push_bind(&line.activity_id)
+                .push_bind(&line.message);
+        });
+        insert.push(" ON CONFLICT (task_id, sequence) DO NOTHING");
+        insert
+            .build()
+            .execute(&mut *transaction)
+            .await
+            .map_err(database_error)?;
     }
     transaction.commit().await.map_err(database_error)
 }

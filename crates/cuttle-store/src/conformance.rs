@@ -903,6 +903,21 @@ pub async fn tasks_are_claimed_run_and_completed_under_a_lease(store: &dyn Store
         store.task_log("ServerTasks-1", 2, 100).await.unwrap().len(),
         1
     );
+    // A large batch (several statements' worth) lands whole and in order.
+    let many: Vec<TaskLogLine> = (4..=12_003)
+        .map(|sequence| log_line(sequence, &format!("line {sequence}")))
+        .collect();
+    store
+        .append_task_log("ServerTasks-1", &claimed.lease, &many)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.last_task_log_sequence("ServerTasks-1").await.unwrap(),
+        12_003
+    );
+    let tail = store.task_log("ServerTasks-1", 11_990, 100).await.unwrap();
+    assert_eq!(tail.len(), 13);
+    assert_eq!(tail[12].message, "line 12003");
 
     let mut task = claimed.task.clone();
     task.progress = json!({ "Step": 1 });

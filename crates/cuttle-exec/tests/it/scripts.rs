@@ -80,6 +80,22 @@ async fn long_logs_are_served_in_pages() {
             .all(|(index, line)| line.sequence == index as u64 + 1
                 && line.text == format!("line {}", index + 1))
     );
+    // Lines a caller confirmed were dropped from memory, yet a caller starting over (a
+    // restarted server) still gets every one, from the journal.
+    let again = fixture
+        .executor
+        .status("long-log", 0)
+        .await
+        .expect("status");
+    assert_eq!(again.lines.len(), cuttle_exec::MAX_LINES_PER_STATUS);
+    assert_eq!(again.lines[0].text, "line 1");
+    let middle = fixture
+        .executor
+        .status("long-log", 6_000)
+        .await
+        .expect("status");
+    assert_eq!(middle.lines[0].text, "line 6001");
+    assert_eq!(middle.next_sequence, 11_000);
     // The same pages come from disk after a restart.
     let reopened = Executor::open(fixture.root.path()).expect("reopen");
     let page = reopened.status("long-log", 11_998).await.expect("status");
