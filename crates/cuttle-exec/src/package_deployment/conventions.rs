@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use chrono::Utc;
+use cuttle_packages::{ArchiveFormat, ExtractionLimits};
 use cuttle_structured::{
     EvaluatedVariables, StructuredOptions, replace_structured_detecting_format,
 };
@@ -678,10 +679,33 @@ fn extract_package(package: &Path, destination: &Path) -> Result<(), ExecError> 
         files::copy_tree(package, destination)?;
         return Ok(());
     }
-    Err(ExecError::InvalidRequest(format!(
-        "{} is not a package this version can extract",
-        package.display()
-    )))
+    let file_name = package
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let format = ArchiveFormat::from_file_name(&file_name).ok_or_else(|| {
+        ExecError::InvalidRequest(format!(
+            "{} is not a package format this version can extract (zip, nupkg, tar, tar.gz, tar.bz2)",
+            package.display()
+        ))
+    })?;
+    // The same limits the server applies when a package is pushed: a package that passed
+    // there extracts here, and a hostile archive cannot fill the target's disk.
+    let summary =
+        cuttle_packages::extract(package, format, destination, &ExtractionLimits::default())
+            .map_err(|error| {
+                ExecError::InvalidRequest(format!(
+                    "the package {} could not be extracted: {error}",
+                    package.display()
+                ))
+            })?;
+    log_info(&format!(
+        "Extracted {} files ({} bytes) from the {} package",
+        summary.files,
+        summary.bytes,
+        format.extension()
+    ));
+    Ok(())
 }
 
 fn sha256_of_file(path: &Path) -> Result<String, ExecError> {

@@ -57,8 +57,9 @@ pub struct PackageDeployment {
     pub package_id: String,
     /// The package's version (`1.2.0`).
     pub version: String,
-    /// The package on this machine: an archive file, or a directory holding the package's
-    /// contents already extracted. A relative path resolves in the agent's file store (the
+    /// The package on this machine: an archive file (zip, nupkg, tar, tar.gz, tar.bz2, told
+    /// by its file name's extension; extracted with `cuttle-packages`), or a directory
+    /// holding the package's contents, which is copied. A relative path resolves in the agent's file store (the
     /// agent resolves it before starting the ticket, as for staged files).
     pub package_path: PathBuf,
     /// The package file's SHA-256 (hex); checked before extracting when given.

@@ -576,3 +576,69 @@ async fn process_is_gone(pid: &str) -> bool {
     }
     false
 }
+
+#[tokio::test]
+async fn an_archive_package_is_extracted_and_a_broken_one_leaves_nothing() {
+    let deployment = Deployment::new();
+    let contents = deployment.package(
+        "archive-contents",
+        &[
+            ("Deploy.sh", &record("deployed from the archive")),
+            ("web/index.html", "<h1>hello</h1>"),
+        ],
+    );
+    let archive = deployment.home().join("Acme.Web.3.0.0.tar.gz");
+    let tar = std::process::Command::new("tar")
+        .arg("czf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&contents)
+        .arg(".")
+        .status()
+        .expect("run tar");
+    assert!(tar.success());
+    let status = run(
+        &deployment.executor,
+        deployment.request("archive-1", &archive, "3.0.0"),
+    )
+    .await;
+    assert_exit(&status, 0);
+    let installed = deployment.applications().join("3.0.0");
+    assert_eq!(
+        std::fs::read_to_string(installed.join("web/index.html")).expect("read"),
+        "<h1>hello</h1>"
+    );
+    assert_eq!(deployment.order(), ["deployed from the archive"]);
+
+    let broken = deployment.home().join("Acme.Web.3.0.1.zip");
+    std::fs::write(&broken, b"PK\x03\x04 this is not a zip").expect("write");
+    let mut request = deployment.request("archive-2", &broken, "3.0.1");
+    deployment_of(&mut request).package_sha256 = None;
+    let status = run(&deployment.executor, request).await;
+    assert_exit(&status, 1);
+    assert!(
+        texts(&status)
+            .iter()
+            .any(|line| line.contains("could not be extracted")),
+        "{:#?}",
+        status.lines
+    );
+    let left: Vec<String> = std::fs::read_dir(deployment.applications())
+        .expect("list")
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert_eq!(left, ["3.0.0"]);
+    assert_eq!(deployment.journal().entries().expect("journal").len(), 1);
+
+    // A package whose hash is not the one announced is refused before extraction.
+    let mut request = deployment.request("archive-3", &archive, "3.0.2");
+    deployment_of(&mut request).package_sha256 = Some("0".repeat(64));
+    assert_exit(&run(&deployment.executor, request).await, 1);
+    assert!(!deployment.applications().join("3.0.2").exists());
+}
