@@ -64,6 +64,10 @@ pub mod features {
     pub const STAGED_FILES_FROM_STORE: &str = "StagedFilesFromStore";
     /// Download of the artifacts a ticket's script collected.
     pub const ARTIFACTS: &str = "Artifacts";
+    /// Start requests may carry a `PackageDeployment` (Octopus's deploy-a-package step, run
+    /// by the conventions runner). An agent without it would ignore the field and run the
+    /// empty script body: never send one to such an agent.
+    pub const PACKAGE_DEPLOYMENT: &str = "PackageDeployment";
 }
 
 /// What an agent is and what it can run.

@@ -60,6 +60,7 @@ impl AgentService {
                 protocol::features::FILE_TRANSFER,
                 protocol::features::STAGED_FILES_FROM_STORE,
                 protocol::features::ARTIFACTS,
+                protocol::features::PACKAGE_DEPLOYMENT,
             ]
             .map(str::to_owned)
             .to_vec(),
@@ -236,6 +237,15 @@ async fn start_script(
             })?;
             file.source = service.files.path_of(name)?;
         }
+    }
+    // The same for a package deployment's package.
+    if let Some(deployment) = &mut request.package_deployment
+        && deployment.package_path.is_relative()
+    {
+        let name = deployment.package_path.to_str().ok_or_else(|| {
+            ServiceError::bad_request("a package deployment's PackagePath must be valid UTF-8")
+        })?;
+        deployment.package_path = service.files.path_of(name)?;
     }
     let ticket = request.ticket.clone();
     let outcome = service.executor.start(request).await?;

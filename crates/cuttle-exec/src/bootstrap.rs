@@ -39,7 +39,7 @@ const HELPERS_MARKER: &str = "#### HELPERS ####";
 /// The program and arguments that run a prepared script.
 #[derive(Debug, Clone)]
 pub(crate) struct Launch {
-    pub(crate) program: &'static str,
+    pub(crate) program: OsString,
     pub(crate) arguments: Vec<OsString>,
 }
 
@@ -87,7 +87,7 @@ pub(crate) fn prepare(
     launch_arguments.push(script_path.into_os_string());
     launch_arguments.extend(arguments.iter().map(OsString::from));
     Ok(Launch {
-        program,
+        program: program.into(),
         arguments: launch_arguments,
     })
 }

@@ -63,6 +63,30 @@ pub struct ExecutorOptions {
     pub removed_environment_prefixes: Vec<String>,
     /// Environment variables added to every script's environment.
     pub environment: Vec<(String, String)>,
+    /// The program that carries out package deployments; `None` refuses them (the ticket
+    /// fails with a log line saying so).
+    pub package_runner: Option<PackageRunner>,
+}
+
+/// How the executor starts the conventions runner of a package deployment: `program`,
+/// `arguments`, then `--executor-root ROOT --ticket-directory DIRECTORY`. The runner reads the
+/// deployment and the variables on its standard input (see
+/// [`crate::package_deployment::run_conventions_process`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageRunner {
+    pub program: PathBuf,
+    pub arguments: Vec<std::ffi::OsString>,
+}
+
+impl PackageRunner {
+    /// This process's own executable with the `exec-package` subcommand: what the `cuttle`
+    /// binary (agent, server, `cuttle exec`) uses. `None` when the executable cannot be found.
+    pub fn this_executable() -> Option<PackageRunner> {
+        std::env::current_exe().ok().map(|program| PackageRunner {
+            program,
+            arguments: vec!["exec-package".into()],
+        })
+    }
 }
 
 impl Default for ExecutorOptions {
@@ -72,6 +96,7 @@ impl Default for ExecutorOptions {
             output_drain: Duration::from_secs(2),
             removed_environment_prefixes: vec!["CUTTLE_".to_owned()],
             environment: Vec::new(),
+            package_runner: PackageRunner::this_executable(),
         }
     }
 }
@@ -457,8 +482,19 @@ async fn start_ticket(
     let prepare_request = Arc::clone(&request);
     let staging_directory = inner.staging_directory.clone();
     let prepare_directory = directory.clone();
+    let package_runner = inner.options.package_runner.clone();
+    let root = inner.root.clone();
     let prepared = tokio::task::spawn_blocking(move || {
-        prepare(&staging_directory, &prepare_directory, &prepare_request)
+        let launcher = Launcher {
+            executor_root: &root,
+            package_runner: package_runner.as_ref(),
+        };
+        prepare(
+            &staging_directory,
+            &prepare_directory,
+            &prepare_request,
+            &launcher,
+        )
     })
     .await;
     let prepared = match prepared {
@@ -677,12 +713,13 @@ fn prepare(
     staging_directory: &Path,
     directory: &Path,
     request: &ScriptRequest,
+    launcher: &Launcher<'_>,
 ) -> Result<Option<Prepared>, ExecError> {
     let staging =
         staging_directory.join(format!("{}-{:016x}", request.ticket, rand::random::<u64>()));
     std::fs::create_dir(&staging).map_err(ExecError::io("create", &staging))?;
-    let prepared =
-        prepare_in(&staging, directory, request).and_then(|(persisted, owner_lock, outcome)| {
+    let prepared = prepare_in(&staging, directory, request, launcher).and_then(
+        |(persisted, owner_lock, outcome)| {
             match std::fs::rename(&staging, directory) {
                 Ok(()) => {}
                 Err(_) if directory.exists() => return Ok(None),
@@ -697,7 +734,8 @@ fn prepare(
                 owner_lock,
                 outcome,
             }))
-        });
+        },
+    );
     if !matches!(prepared, Ok(Some(_))) {
         // Best effort: a leftover staging directory is removed by the next `open`.
         let _removed = std::fs::remove_dir_all(&staging);
@@ -712,10 +750,39 @@ type PreparedParts = (
 );
 
 /// Writes the ticket's files into `staging`; paths handed to the script name `directory`.
+/// What a package deployment's launch needs beyond the request.
+struct Launcher<'a> {
+    executor_root: &'a Path,
+    package_runner: Option<&'a PackageRunner>,
+}
+
+impl Launcher<'_> {
+    /// The conventions runner's command line for the ticket in `directory`.
+    fn package_launch(&self, directory: &Path) -> Result<Launch, ExecError> {
+        let runner = self.package_runner.ok_or_else(|| {
+            ExecError::InvalidRequest(
+                "this executor has no conventions runner for package deployments".into(),
+            )
+        })?;
+        let mut arguments = runner.arguments.clone();
+        arguments.extend([
+            "--executor-root".into(),
+            self.executor_root.as_os_str().to_owned(),
+            "--ticket-directory".into(),
+            directory.as_os_str().to_owned(),
+        ]);
+        Ok(Launch {
+            program: runner.program.clone().into_os_string(),
+            arguments,
+        })
+    }
+}
+
 fn prepare_in(
     staging: &Path,
     directory: &Path,
     request: &ScriptRequest,
+    launcher: &Launcher<'_>,
 ) -> Result<PreparedParts, ExecError> {
     let owner_lock = journal::create_private(&staging.join(OWNER_LOCK_FILE))?;
     // A fresh directory: nobody else can hold this lock.
@@ -743,13 +810,16 @@ fn prepare_in(
             &key,
             &PlainVariables::from_request(&request.variables),
         )?;
-        let launch = bootstrap::prepare(
-            staging,
-            directory,
-            request.syntax,
-            &request.body,
-            &request.arguments,
-        )?;
+        let launch = match &request.package_deployment {
+            Some(_) => launcher.package_launch(directory)?,
+            None => bootstrap::prepare(
+                staging,
+                directory,
+                request.syntax,
+                &request.body,
+                &request.arguments,
+            )?,
+        };
         Ok((launch, key))
     })()
     .map_err(|error| format!("The script could not be prepared: {error}"));

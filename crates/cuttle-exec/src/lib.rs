@@ -16,8 +16,13 @@
 //! respect their isolation across processes (module `isolation`); Octopus scripts run
 //! unchanged (module `bootstrap`, [`output`], [`service_message`]).
 //!
-//! What this crate does not do: substitute `#{…}` templates (the server sends final text),
-//! transfer files, speak the agent protocol, or know about deployments; it is Unix-first
+//! Package deployments (module [`package_deployment`]) are tickets too: the conventions runner
+//! runs in place of a script, extracts the package and runs the deployment's conventions and
+//! scripts; that is where this crate substitutes `#{…}` in files and applies structured
+//! configuration variables, and keeps the deployment journal.
+//!
+//! What this crate does not do: substitute `#{…}` in scripts (the server sends final text),
+//! transfer files, or speak the agent protocol; it is Unix-first
 //! (process groups and `flock`; elsewhere only the script's own process is killed and
 //! isolation is not enforced).
 
@@ -31,6 +36,7 @@ mod isolation;
 mod journal;
 pub mod masking;
 pub mod output;
+pub mod package_deployment;
 mod process;
 pub mod request;
 mod runner;
@@ -39,7 +45,7 @@ pub mod status;
 mod variables;
 
 pub use error::ExecError;
-pub use executor::{Executor, ExecutorOptions, MAX_LINES_PER_STATUS};
+pub use executor::{Executor, ExecutorOptions, MAX_LINES_PER_STATUS, PackageRunner};
 pub use foreground::{ForegroundFormat, ForegroundResult, run_foreground};
 pub use request::{
     DEFAULT_MUTEX_NAME, Isolation, ScriptRequest, ScriptSyntax, ScriptVariable, StagedFile,

@@ -36,7 +36,7 @@ pub(crate) fn spawn(
     workspace: &Path,
     environment: &Environment,
 ) -> std::io::Result<Child> {
-    let mut command = Command::new(launch.program);
+    let mut command = Command::new(&launch.program);
     command
         .args(&launch.arguments)
         .current_dir(workspace)

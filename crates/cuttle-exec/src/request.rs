@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ExecError;
+use crate::package_deployment::PackageDeployment;
 
 /// The longest ticket id accepted.
 pub const MAX_TICKET_LENGTH: usize = 100;
@@ -57,6 +58,11 @@ pub struct ScriptRequest {
     /// Files already on this machine (uploaded earlier) to copy into the script's workspace.
     #[serde(default)]
     pub files: Vec<StagedFile>,
+    /// When set, the ticket deploys this package (the conventions runner runs instead of
+    /// `body`, which should be empty). Peers that predate it ignore the field and would run
+    /// the empty body: send it only to agents listing the `PackageDeployment` feature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package_deployment: Option<PackageDeployment>,
 }
 
 /// Which interpreter runs the body.
@@ -160,6 +166,7 @@ impl ScriptRequest {
             isolation_mutex_timeout: None,
             timeout: None,
             files: Vec::new(),
+            package_deployment: None,
         }
     }
 
@@ -190,6 +197,9 @@ impl ScriptRequest {
                 )));
             }
         }
+        if let Some(deployment) = &self.package_deployment {
+            deployment.validate()?;
+        }
         Ok(())
     }
 }
@@ -209,6 +219,7 @@ impl std::fmt::Debug for ScriptRequest {
             .field("isolation_mutex_timeout", &self.isolation_mutex_timeout)
             .field("timeout", &self.timeout)
             .field("files", &self.files)
+            .field("package_deployment", &self.package_deployment)
             .finish()
     }
 }

@@ -27,6 +27,7 @@ use crate::isolation::{self, AcquireError};
 use crate::journal::{self, LOG_FILE, LogWriter, PersistedState};
 use crate::masking::Masker;
 use crate::output::{Effect, OutputInterpreter, Stream};
+use crate::package_deployment;
 use crate::process::{self, GroupSignal, LineReader};
 use crate::request::{ScriptRequest, ScriptSyntax};
 use crate::status::{
@@ -302,7 +303,10 @@ pub(crate) async fn run(context: RunContext) {
     };
 
     let preamble = match variables::read_file(&variables_path, &request.ticket, &key) {
-        Ok(plain) => plain.preamble(request.syntax),
+        Ok(plain) => match &request.package_deployment {
+            Some(deployment) => package_deployment::runner_input(deployment, &plain),
+            None => plain.preamble(request.syntax),
+        },
         Err(error) => {
             recorder.note(
                 LogLevel::Error,
@@ -331,7 +335,7 @@ pub(crate) async fn run(context: RunContext) {
                 LogLevel::Error,
                 &format!(
                     "Could not start {} for this {} script: {error}",
-                    launch.program,
+                    launch.program.to_string_lossy(),
                     syntax_name(request.syntax)
                 ),
             );

@@ -93,6 +93,11 @@ impl PlainVariables {
         PlainVariables(pairs)
     }
 
+    /// The name/value pairs.
+    pub(crate) fn pairs(&self) -> &[(String, String)] {
+        &self.0
+    }
+
     /// The preamble the bootstrap of `syntax` reads from standard input.
     pub(crate) fn preamble(&self, syntax: ScriptSyntax) -> Zeroizing<String> {
         let mut text = Zeroizing::new(String::new());

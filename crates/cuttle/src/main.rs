@@ -27,11 +27,23 @@ enum Command {
     Agent(agent::AgentArguments),
     /// Run one script in the foreground from a JSON request on stdin (how SSH targets run work).
     Exec(exec::ExecArguments),
+    /// The conventions runner of a package deployment; the executor starts it, people do not.
+    #[command(hide = true)]
+    ExecPackage(ExecPackageArguments),
     /// Run the Cuttle server: the REST API and, later, the web portal and built-in worker.
     Server(server::ServerArguments),
     /// Evaluate templates and structured replacements as a deployment would.
     #[command(subcommand)]
     Template(template::TemplateCommand),
+}
+
+/// `cuttle exec-package`: where the executor's root and the ticket are.
+#[derive(Debug, clap::Args)]
+struct ExecPackageArguments {
+    #[arg(long)]
+    executor_root: std::path::PathBuf,
+    #[arg(long)]
+    ticket_directory: std::path::PathBuf,
 }
 
 fn main() -> ExitCode {
@@ -47,6 +59,14 @@ fn main() -> ExitCode {
         }
         // Builds its own runtime: its exit code says whether it wrote an error record.
         Command::Exec(arguments) => exec::run(arguments),
+        // Synchronous: it runs scripts one after another and forwards their output.
+        Command::ExecPackage(arguments) => Ok(ExitCode::from(
+            u8::try_from(cuttle_exec::package_deployment::run_conventions_process(
+                &arguments.executor_root,
+                &arguments.ticket_directory,
+            ))
+            .unwrap_or(1),
+        )),
         Command::Server(arguments) => run_async(server::run(arguments)).map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|error| {

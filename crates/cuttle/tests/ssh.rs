@@ -299,6 +299,7 @@ fn bash(ticket: &str, body: &str) -> ScriptRequest {
         isolation_mutex_timeout: None,
         timeout: None,
         files: Vec::new(),
+        package_deployment: None,
     }
 }
 

@@ -5,5 +5,6 @@ mod isolation;
 mod lifecycle;
 mod masking;
 mod output;
+mod package_deployment;
 mod scripts;
 mod support;
