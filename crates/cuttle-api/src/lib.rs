@@ -6,6 +6,8 @@
 //!
 //! Field names are PascalCase because the official Octopus client reads them that way.
 
+pub mod packages;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};

@@ -39,11 +39,16 @@ pub enum ResourceKind {
     Deployment,
     /// A task waiting for a person: guided failure or manual intervention.
     Interruption,
+    /// A file in a space's built-in feed; ids are derived (`packages-Acme.1.0.0`), never
+    /// allocated.
+    Package,
+    /// Build information pushed for a package version.
+    BuildInformation,
 }
 
 impl ResourceKind {
     /// All kinds, for lookups by prefix or name.
-    pub const ALL: [ResourceKind; 20] = [
+    pub const ALL: [ResourceKind; 22] = [
         ResourceKind::Space,
         ResourceKind::Environment,
         ResourceKind::Lifecycle,
@@ -64,6 +69,8 @@ impl ResourceKind {
         ResourceKind::Release,
         ResourceKind::Deployment,
         ResourceKind::Interruption,
+        ResourceKind::Package,
+        ResourceKind::BuildInformation,
     ];
 
     /// The id prefix, which is also Octopus's collection name.
@@ -89,6 +96,8 @@ impl ResourceKind {
             ResourceKind::Release => "Releases",
             ResourceKind::Deployment => "Deployments",
             ResourceKind::Interruption => "Interruptions",
+            ResourceKind::Package => "packages",
+            ResourceKind::BuildInformation => "BuildInformation",
         }
     }
 
@@ -115,6 +124,8 @@ impl ResourceKind {
             ResourceKind::Release => "Release",
             ResourceKind::Deployment => "Deployment",
             ResourceKind::Interruption => "Interruption",
+            ResourceKind::Package => "Package",
+            ResourceKind::BuildInformation => "BuildInformation",
         }
     }
 
@@ -141,6 +152,8 @@ impl ResourceKind {
             ResourceKind::Release => "release",
             ResourceKind::Deployment => "deployment",
             ResourceKind::Interruption => "interruption",
+            ResourceKind::Package => "package",
+            ResourceKind::BuildInformation => "build information",
         }
     }
 

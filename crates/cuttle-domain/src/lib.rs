@@ -11,12 +11,16 @@
 //! (ids, health status) are overwritten by the server, never trusted from a request.
 
 pub mod ids;
+pub mod packages;
 pub mod pipeline;
 pub mod process;
 pub mod resources;
 pub mod validation;
 
 pub use ids::{ResourceKind, parse_resource_id};
+pub use packages::{
+    BUILT_IN_FEED_ID, BuildInformation, Package, package_document_id, package_resource_id,
+};
 pub use pipeline::{
     Defect, Deployment, FormElement, Interruption, InterruptionForm, InterruptionType, Release,
     SelectedPackage, guided_failure_answers,

@@ -10,6 +10,7 @@
 
 pub mod agents;
 mod auth;
+pub mod blobs;
 pub mod bootstrap;
 mod cache;
 mod error;
@@ -28,6 +29,7 @@ use tower::Layer as _;
 use tower_http::trace::TraceLayer;
 
 pub use auth::{generate_api_key, hash_api_key, hash_password, is_well_formed_api_key};
+pub use blobs::BlobStore;
 pub use bootstrap::{
     BootstrapError, BootstrapOptions, BootstrapOutcome, FirstStartCredentials, bootstrap,
     check_master_key, load_or_create_server_identity,
@@ -36,7 +38,7 @@ pub use cuttle_pki::Identity;
 pub use cuttle_secrets::{KeySource, MasterKey};
 pub use error::ApiError;
 pub use routes::{HEALTH_TASK, promote_automatically};
-pub use state::{AppState, DEFAULT_JSON_BODY_LIMIT};
+pub use state::{AppState, DEFAULT_JSON_BODY_LIMIT, DEFAULT_MAX_PACKAGE_SIZE};
 
 /// The HTTP service: path normalization in front of the router.
 pub fn app(

@@ -1,4 +1,4 @@
-//! What every handler shares: the store and the server's identity.
+//! What every handler shares: the store, the blob store and the server's identity.
 
 use std::sync::Arc;
 
@@ -7,10 +7,14 @@ use cuttle_store::Store;
 
 use cuttle_domain::Space;
 
+use crate::blobs::BlobStore;
 use crate::cache::{CachedCredential, GenerationCache, MAX_CREDENTIALS, MAX_SPACES, ResponseCache};
 
 /// The default limit on JSON request bodies: 10 MiB.
 pub const DEFAULT_JSON_BODY_LIMIT: usize = 10 * 1024 * 1024;
+
+/// The default limit on an uploaded package file: 4 GiB.
+pub const DEFAULT_MAX_PACKAGE_SIZE: u64 = 4 * 1024 * 1024 * 1024;
 
 /// Shared state of the HTTP app; cheap to clone.
 #[derive(Clone)]
@@ -24,6 +28,12 @@ pub struct AppState {
     pub(crate) response_cache: Arc<ResponseCache>,
     pub(crate) task_waker: Option<cuttle_orchestrator::TaskWaker>,
     pub(crate) server_thumbprint: Option<Arc<str>>,
+    /// Package files; without it the built-in feed answers that it has no storage.
+    pub(crate) blob_store: Option<Arc<BlobStore>>,
+    pub(crate) max_package_size: u64,
+    /// Held while a package record and its blob change together (upload, delete), so a blob
+    /// is never removed while another upload is about to reference it.
+    pub(crate) package_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AppState {
@@ -44,7 +54,18 @@ impl AppState {
             response_cache: Arc::default(),
             task_waker: None,
             server_thumbprint: None,
+            blob_store: None,
+            max_package_size: DEFAULT_MAX_PACKAGE_SIZE,
+            package_lock: Arc::default(),
         }
+    }
+
+    /// Keeps package files in `blob_store` and refuses package files larger than
+    /// `max_package_size` bytes.
+    pub fn with_blob_store(mut self, blob_store: BlobStore, max_package_size: u64) -> AppState {
+        self.blob_store = Some(Arc::new(blob_store));
+        self.max_package_size = max_package_size;
+        self
     }
 
     /// The thumbprint of the certificate agents see (`GET /api/certificates/certificate-global`).

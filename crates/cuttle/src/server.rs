@@ -7,7 +7,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use cuttle_server::{AppState, BootstrapOptions, DEFAULT_JSON_BODY_LIMIT, FirstStartCredentials};
+use cuttle_server::{
+    AppState, BlobStore, BootstrapOptions, DEFAULT_JSON_BODY_LIMIT, DEFAULT_MAX_PACKAGE_SIZE,
+    FirstStartCredentials,
+};
 use cuttle_store::Store;
 
 use crate::env_vars;
@@ -51,6 +54,10 @@ pub(crate) struct ServerArguments {
     /// The largest JSON request body accepted, in bytes.
     #[arg(long, env = env_vars::CUTTLE_MAX_JSON_BODY, default_value_t = DEFAULT_JSON_BODY_LIMIT)]
     max_json_body: usize,
+
+    /// The largest package file accepted by the built-in feed, in bytes.
+    #[arg(long, env = env_vars::CUTTLE_MAX_PACKAGE_SIZE, default_value_t = DEFAULT_MAX_PACKAGE_SIZE)]
+    max_package_size: u64,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -149,8 +156,12 @@ pub(crate) async fn run(arguments: ServerArguments) -> anyhow::Result<()> {
         cuttle_orchestrator::AdHocScriptHandler::new(transports),
     );
     let runner = Arc::new(runner);
+    let blob_root = arguments.data_dir.join("blobs");
+    let blob_store = BlobStore::open(&blob_root)
+        .with_context(|| format!("open the package blob store in {}", blob_root.display()))?;
     let state = AppState::new(Arc::clone(&store), outcome.installation_id, master_key)
         .with_json_body_limit(arguments.max_json_body)
+        .with_blob_store(blob_store, arguments.max_package_size)
         .with_task_waker(runner.waker())
         .with_server_thumbprint(server_identity.thumbprint());
     let (stop_runner, runner_stopped) = tokio::sync::watch::channel(false);

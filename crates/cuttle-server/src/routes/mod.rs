@@ -4,6 +4,7 @@ mod crud;
 mod dashboard;
 mod deployments;
 mod environments;
+mod packages;
 mod resources;
 mod root;
 mod spaces;
@@ -42,6 +43,7 @@ pub(crate) fn api_router(state: AppState) -> Router {
         .merge(tasks::routes())
         .merge(deployments::routes())
         .merge(dashboard::routes())
+        .merge(packages::routes(state.max_package_size))
         .merge(crud::space_scoped_routes::<Environment>())
         .merge(crud::space_scoped_routes::<Lifecycle>())
         .merge(crud::space_scoped_routes::<ProjectGroup>())
