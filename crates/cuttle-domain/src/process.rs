@@ -10,12 +10,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::ResourceKind;
+use crate::packages::BUILT_IN_FEED_ID;
 use crate::validation::{
     FieldError, Reference, Resource, normalize_slug, normalize_string_list, slugify, validate_name,
 };
-
-/// The built-in package feed's id, as Octopus spells it.
-pub const BUILT_IN_FEED_ID: &str = "feeds-builtin";
 
 /// One package an action uses (an entry of Octopus's `Packages`): `name` is empty for the
 /// action's primary package.

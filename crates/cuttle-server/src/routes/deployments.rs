@@ -396,12 +396,19 @@ async fn feed_versions(
 
 /// The versions of `package_id` in the space's built-in feed.
 async fn built_in_feed_versions(
-    _state: &AppState,
-    _space_id: &str,
-    _package_id: &str,
+    state: &AppState,
+    space_id: &str,
+    package_id: &str,
 ) -> Result<Vec<String>, ApiError> {
-    // PENDING-FEED: answered from the feed's package records once the feed lands.
-    Ok(Vec::new())
+    Ok(state
+        .store()
+        .list_resources::<cuttle_domain::Package>(&DocumentQuery::in_space(space_id))
+        .await?
+        .items
+        .into_iter()
+        .filter(|package| package.package_id.eq_ignore_ascii_case(package_id))
+        .map(|package| package.version)
+        .collect())
 }
 
 /// The release resource's `SelectedPackages` as specs, so both ways of asking share one path.
