@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header};
 use bytes::Bytes;
-use cuttle_exec::{ScriptRequest, ScriptStatus, StartOutcome};
+use cuttle_exec::{CachedPackage, ScriptRequest, ScriptStatus, StartOutcome};
 use cuttle_pki::UntrustedPeer;
 use cuttle_pki::rustls::ClientConfig;
 use cuttle_pki::rustls::pki_types::ServerName;
@@ -48,8 +48,10 @@ use crate::connection::{
 };
 use crate::files::{parse_sha256, sha256_hex};
 use crate::protocol::{
-    ARTIFACTS_PATH, CANCEL_SCRIPT_PATH, CAPABILITIES_PATH, COMPLETE_SCRIPT_PATH, Capabilities,
-    CompleteScriptRequest, DEFAULT_LISTEN_PORT, Empty, ErrorResponse, FILES_PATH,
+    APPLY_PACKAGE_DELTA_PATH, ARTIFACTS_PATH, ApplyPackageDeltaRequest, CANCEL_SCRIPT_PATH,
+    CAPABILITIES_PATH, COMPLETE_SCRIPT_PATH, CachedPackages, Capabilities, CompleteScriptRequest,
+    DEFAULT_LISTEN_PORT, Empty, ErrorResponse, FILES_PATH, LIST_PACKAGES_PATH, ListPackagesRequest,
+    PACKAGE_ID_HEADER, PACKAGE_SIGNATURE_PATH, PACKAGE_VERSION_HEADER, PACKAGES_PATH,
     SCRIPT_STATUS_PATH, SHA256_HEADER, START_SCRIPT_PATH, ScriptTicketRequest, StartScriptResponse,
     UploadedFile,
 };
@@ -504,6 +506,84 @@ impl AgentConnection {
             )));
         }
         Ok(uploaded)
+    }
+
+    /// `POST /agent/packages/list`: the cached versions of `package_id`.
+    pub async fn cached_packages(
+        &self,
+        package_id: &str,
+    ) -> Result<Vec<CachedPackage>, AgentError> {
+        let request = ListPackagesRequest {
+            package_id: package_id.to_owned(),
+        };
+        let answer: CachedPackages = self.call(LIST_PACKAGES_PATH, &request).await?;
+        Ok(answer.packages)
+    }
+
+    /// Streams the local file at `path` into the agent's package cache as `package` (whose
+    /// `Sha256` the agent checks; `Length` is taken from the file).
+    pub async fn upload_package(
+        &self,
+        package: &CachedPackage,
+        path: &Path,
+    ) -> Result<CachedPackage, AgentError> {
+        let local = |action: &'static str| {
+            move |source| AgentError::LocalFile {
+                action,
+                path: path.to_owned(),
+                source,
+            }
+        };
+        let file = tokio::fs::File::open(path).await.map_err(local("open"))?;
+        let length = file.metadata().await.map_err(local("read"))?.len();
+        let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024);
+        let body =
+            StreamBody::new(stream.map(|chunk| chunk.map(Frame::data).map_err(BoxError::from)))
+                .boxed_unsync();
+        let request = Request::builder()
+            .method(Method::PUT)
+            .uri(format!(
+                "{}{PACKAGES_PATH}/{}",
+                self.base,
+                percent_encode(&package.file_name())
+            ))
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .header(header::CONTENT_LENGTH, length)
+            .header(SHA256_HEADER, &package.sha256)
+            .header(PACKAGE_ID_HEADER, &package.package_id)
+            .header(PACKAGE_VERSION_HEADER, &package.version)
+            .body(body)
+            .map_err(|error| self.protocol(error))?;
+        let response = self.send(request).await?;
+        self.read_json(response).await
+    }
+
+    /// `GET /agent/packages/signature/{sha256}`: the delta signature of a cached package.
+    pub async fn package_signature(&self, sha256: &str) -> Result<Bytes, AgentError> {
+        let uri = format!(
+            "{}{PACKAGE_SIGNATURE_PATH}/{}",
+            self.base,
+            percent_encode(sha256)
+        );
+        self.download_uri(uri, "the package signature").await
+    }
+
+    /// Uploads `delta` to the file store and has the agent patch the cached package
+    /// `basis_sha256` with it into its cache as `package`.
+    pub async fn apply_package_delta(
+        &self,
+        basis_sha256: &str,
+        delta: Bytes,
+        package: &CachedPackage,
+    ) -> Result<CachedPackage, AgentError> {
+        let delta_file_name = format!("{}.cuttledelta", package.sha256);
+        self.upload(&delta_file_name, delta).await?;
+        let request = ApplyPackageDeltaRequest {
+            basis_sha256: basis_sha256.to_owned(),
+            delta_file_name,
+            package: package.clone(),
+        };
+        self.call(APPLY_PACKAGE_DELTA_PATH, &request).await
     }
 
     /// Downloads the agent's file `name` into memory (at most [`MAX_IN_MEMORY_DOWNLOAD`]

@@ -5,6 +5,7 @@
 //! <home>/certificate/             the agent's identity (cuttle_pki::Identity), created once
 //! <home>/work/                    the executor's root: tickets, locks, its at-rest key
 //! <home>/files/                   the file store (uploads from the server)
+//! <home>/packages/                the package cache (`cuttle_exec::PackageCache`)
 //! ```
 //!
 //! `agent.json` is PascalCase JSON written atomically (temporary file, then rename), so a crash
@@ -196,6 +197,11 @@ impl AgentHome {
     /// The file store's directory.
     pub fn files_directory(&self) -> PathBuf {
         self.root.join("files")
+    }
+
+    /// The package cache's directory.
+    pub fn packages_directory(&self) -> PathBuf {
+        self.root.join("packages")
     }
 
     /// The configuration, or the default one when there is no `agent.json` yet.

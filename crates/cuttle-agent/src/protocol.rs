@@ -13,6 +13,15 @@
 //! | `PUT` [`FILES_PATH`]`/{name}` | the bytes, header [`SHA256_HEADER`] | [`UploadedFile`] |
 //! | `GET` [`FILES_PATH`]`/{name}` | empty | the bytes, header [`SHA256_HEADER`] |
 //! | `GET` [`ARTIFACTS_PATH`]`/{ticket}/{name}` | empty | the bytes, header [`SHA256_HEADER`] |
+//! | `POST` [`LIST_PACKAGES_PATH`] | [`ListPackagesRequest`] | [`CachedPackages`] |
+//! | `PUT` [`PACKAGES_PATH`]`/{sha256}{ext}` | the bytes, headers [`SHA256_HEADER`], [`PACKAGE_ID_HEADER`], [`PACKAGE_VERSION_HEADER`] | [`cuttle_exec::CachedPackage`] |
+//! | `GET` [`PACKAGE_SIGNATURE_PATH`]`/{sha256}` | empty | the delta signature's bytes, header [`SHA256_HEADER`] |
+//! | `POST` [`APPLY_PACKAGE_DELTA_PATH`] | [`ApplyPackageDeltaRequest`] | [`cuttle_exec::CachedPackage`] |
+//!
+//! The package calls (feature [`features::PACKAGE_CACHE`]) keep the agent's package cache
+//! (`cuttle_exec::PackageCache`): a package is stored by its SHA-256, and a delta, uploaded to
+//! [`FILES_PATH`] first, is applied to a cached earlier version into the cache (verified),
+//! then deleted.
 //!
 //! Failures answer 4xx/5xx with an [`ErrorResponse`]. Starting a ticket twice runs its script
 //! once; a staged file's relative `Source` names a file uploaded to [`FILES_PATH`].
@@ -43,6 +52,19 @@ pub const FILES_PATH: &str = "/agent/files";
 /// (`new_octopusartifact`), by the name its status lists; only those files can be fetched.
 pub const ARTIFACTS_PATH: &str = "/agent/artifacts";
 
+/// `POST`: which versions of a package the cache holds.
+pub const LIST_PACKAGES_PATH: &str = "/agent/packages/list";
+/// `PUT PACKAGES_PATH/{sha256}{extension}`: store a package file in the cache.
+pub const PACKAGES_PATH: &str = "/agent/packages";
+/// `GET PACKAGE_SIGNATURE_PATH/{sha256}`: the delta signature of a cached package.
+pub const PACKAGE_SIGNATURE_PATH: &str = "/agent/packages/signature";
+/// `POST`: patch a cached package with an uploaded delta into the cache.
+pub const APPLY_PACKAGE_DELTA_PATH: &str = "/agent/packages/apply-delta";
+/// The package id of a package upload.
+pub const PACKAGE_ID_HEADER: &str = "x-cuttle-package-id";
+/// The version of a package upload.
+pub const PACKAGE_VERSION_HEADER: &str = "x-cuttle-package-version";
+
 /// The SHA-256 of a file's bytes, in hex: sent with an upload (the agent refuses the file when
 /// the bytes do not match it) and with a download (the client checks the bytes against it).
 pub const SHA256_HEADER: &str = "x-cuttle-sha256";
@@ -68,6 +90,9 @@ pub mod features {
     /// by the conventions runner). An agent without it would ignore the field and run the
     /// empty script body: never send one to such an agent.
     pub const PACKAGE_DEPLOYMENT: &str = "PackageDeployment";
+    /// The package cache calls: list by package id, upload by SHA-256, signature, apply a
+    /// delta. A `PackageDeployment`'s relative `PackagePath` may name a cached file.
+    pub const PACKAGE_CACHE: &str = "PackageCache";
 }
 
 /// What an agent is and what it can run.
@@ -125,6 +150,31 @@ pub struct UploadedFile {
     pub length: u64,
     /// Lower-case hex.
     pub sha256: String,
+}
+
+/// Asks which versions of a package the cache holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListPackagesRequest {
+    pub package_id: String,
+}
+
+/// The cached versions of a package.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CachedPackages {
+    pub packages: Vec<cuttle_exec::CachedPackage>,
+}
+
+/// Patch the cached package `BasisSha256` with the delta uploaded as the file store's
+/// `DeltaFileName` into the cache as `Package` (whose `Sha256` the result must have). The
+/// delta file is deleted either way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ApplyPackageDeltaRequest {
+    pub basis_sha256: String,
+    pub delta_file_name: String,
+    pub package: cuttle_exec::CachedPackage,
 }
 
 /// Every failure answer, as the REST API has them.

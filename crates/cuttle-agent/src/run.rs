@@ -8,7 +8,7 @@ use std::future::Future;
 use std::net::{Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
-use cuttle_exec::{ExecError, Executor, ExecutorOptions};
+use cuttle_exec::{ExecError, Executor, ExecutorOptions, PackageCache, PackageCacheError};
 use cuttle_pki::{PkiError, ThumbprintSet};
 
 use crate::config::{AgentHome, AgentMode, ConfigError};
@@ -28,6 +28,8 @@ pub enum RunError {
     Executor(#[from] ExecError),
     #[error("could not open the file store")]
     Files(#[from] FileError),
+    #[error("could not open the package cache")]
+    PackageCache(#[from] PackageCacheError),
     #[error(transparent)]
     Pki(#[from] PkiError),
     #[error(
@@ -106,7 +108,8 @@ pub async fn run(
         AgentMode::Listening => None,
         AgentMode::Polling => config.subscription_id.clone(),
     };
-    let service = AgentService::new(executor, files, subscription_id);
+    let package_cache = PackageCache::open(&home.packages_directory())?;
+    let service = AgentService::new(executor, files, package_cache, subscription_id)?;
     // `cuttle agent trust` edits agent.json; the running agent follows it.
     let trusted = TrustedServers::new(ThumbprintSet::with_thumbprints(
         &config.trusted_server_thumbprints,

@@ -6,6 +6,10 @@
 //! (`crate::polling`). It knows nothing of TLS or of who the caller is: only a peer that passed
 //! the pinned mutual TLS handshake ever reaches it.
 //!
+//! The package cache calls store into a [`PackageCache`] (`<agent home>/packages`): uploads
+//! stream through a [`FileStore`] over the cache's directory (so they appear only whole and
+//! verified), then the cache records them.
+//!
 //! Errors answer `{ErrorMessage, Errors}`: 400 for a bad request, 404 for an unknown ticket,
 //! file or artifact, 409 for a ticket run by another process, 413 for a file over the bound, 500 for the
 //! agent's own disk failures (logged). The trusted server gets the detail of a 500 too: it is
@@ -21,15 +25,20 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use bytes::Bytes;
-use cuttle_exec::{ExecError, Executor, ScriptRequest, ScriptStatus, ScriptSyntax};
+use cuttle_exec::{
+    CachedPackage, ExecError, Executor, PackageCache, PackageCacheError, ScriptRequest,
+    ScriptStatus, ScriptSyntax,
+};
 use serde::de::DeserializeOwned;
 
 use crate::files::{FileError, FileStore};
 use crate::protocol::{
-    self, ARTIFACTS_PATH, CANCEL_SCRIPT_PATH, CAPABILITIES_PATH, COMPLETE_SCRIPT_PATH,
-    Capabilities, CompleteScriptRequest, Empty, ErrorResponse, FILES_PATH, MAX_JSON_BODY,
+    self, APPLY_PACKAGE_DELTA_PATH, ARTIFACTS_PATH, ApplyPackageDeltaRequest, CANCEL_SCRIPT_PATH,
+    CAPABILITIES_PATH, COMPLETE_SCRIPT_PATH, CachedPackages, Capabilities, CompleteScriptRequest,
+    Empty, ErrorResponse, FILES_PATH, LIST_PACKAGES_PATH, ListPackagesRequest, MAX_JSON_BODY,
+    PACKAGE_ID_HEADER, PACKAGE_SIGNATURE_PATH, PACKAGE_VERSION_HEADER, PACKAGES_PATH,
     SCRIPT_STATUS_PATH, SHA256_HEADER, START_SCRIPT_PATH, ScriptTicketRequest, StartScriptResponse,
     UploadedFile,
 };
@@ -39,17 +48,23 @@ use crate::protocol::{
 pub struct AgentService {
     executor: Executor,
     files: FileStore,
+    package_cache: PackageCache,
+    /// Streams package uploads into the cache's directory, verified.
+    package_uploads: FileStore,
     capabilities: Arc<Capabilities>,
 }
 
 impl AgentService {
-    /// A service running scripts with `executor` and storing files in `files`. The shells
-    /// listed in its capabilities are looked up on `PATH` now.
+    /// A service running scripts with `executor`, storing files in `files` and packages in
+    /// `package_cache` (files up to the file store's bound). The shells listed in its
+    /// capabilities are looked up on `PATH` now.
     pub fn new(
         executor: Executor,
         files: FileStore,
+        package_cache: PackageCache,
         subscription_id: Option<String>,
-    ) -> AgentService {
+    ) -> Result<AgentService, FileError> {
+        let package_uploads = FileStore::open(package_cache.directory(), files.max_length())?;
         let capabilities = Capabilities {
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
             os: std::env::consts::OS.to_owned(),
@@ -61,16 +76,19 @@ impl AgentService {
                 protocol::features::STAGED_FILES_FROM_STORE,
                 protocol::features::ARTIFACTS,
                 protocol::features::PACKAGE_DEPLOYMENT,
+                protocol::features::PACKAGE_CACHE,
             ]
             .map(str::to_owned)
             .to_vec(),
             subscription_id,
         };
-        AgentService {
+        Ok(AgentService {
             executor,
             files,
+            package_cache,
+            package_uploads,
             capabilities: Arc::new(capabilities),
-        }
+        })
     }
 
     pub fn capabilities(&self) -> &Capabilities {
@@ -83,6 +101,10 @@ impl AgentService {
 
     pub fn files(&self) -> &FileStore {
         &self.files
+    }
+
+    pub fn package_cache(&self) -> &PackageCache {
+        &self.package_cache
     }
 
     /// The router answering every call of the protocol.
@@ -100,6 +122,13 @@ impl AgentService {
             .route(
                 &format!("{ARTIFACTS_PATH}/{{ticket}}/{{name}}"),
                 get(download_artifact),
+            )
+            .route(LIST_PACKAGES_PATH, post(list_packages))
+            .route(APPLY_PACKAGE_DELTA_PATH, post(apply_package_delta))
+            .route(&format!("{PACKAGES_PATH}/{{name}}"), put(upload_package))
+            .route(
+                &format!("{PACKAGE_SIGNATURE_PATH}/{{sha256}}"),
+                get(package_signature),
             )
             .fallback(not_found)
             .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
@@ -196,6 +225,34 @@ impl From<ExecError> for ServiceError {
     }
 }
 
+impl From<PackageCacheError> for ServiceError {
+    fn from(error: PackageCacheError) -> ServiceError {
+        let status = match &error {
+            PackageCacheError::Invalid(_)
+            | PackageCacheError::ChecksumMismatch { .. }
+            | PackageCacheError::Delta(_) => StatusCode::BAD_REQUEST,
+            PackageCacheError::NotCached(_) => StatusCode::NOT_FOUND,
+            PackageCacheError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ServiceError {
+            status,
+            message: error.to_string(),
+        }
+    }
+}
+
+/// Runs blocking cache work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
+) -> Result<T, ServiceError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| ServiceError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: format!("a package cache task failed: {error}"),
+        })?
+}
+
 impl From<FileError> for ServiceError {
     fn from(error: FileError) -> ServiceError {
         let status = match &error {
@@ -238,14 +295,18 @@ async fn start_script(
             file.source = service.files.path_of(name)?;
         }
     }
-    // The same for a package deployment's package.
+    // The same for a package deployment's package: a cached package's file name
+    // (`<sha256><ext>`) first, else a file of the store.
     if let Some(deployment) = &mut request.package_deployment
         && deployment.package_path.is_relative()
     {
         let name = deployment.package_path.to_str().ok_or_else(|| {
             ServiceError::bad_request("a package deployment's PackagePath must be valid UTF-8")
         })?;
-        deployment.package_path = service.files.path_of(name)?;
+        deployment.package_path = match service.package_cache.resolve_file_name(name) {
+            Some(path) => path,
+            None => service.files.path_of(name)?,
+        };
     }
     let ticket = request.ticket.clone();
     let outcome = service.executor.start(request).await?;
@@ -365,6 +426,130 @@ fn file_response(opened: crate::files::OpenedFile) -> Result<Response, ServiceEr
         HeaderValue::from_static("application/octet-stream"),
     );
     Ok(response)
+}
+
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, ServiceError> {
+    headers
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim)
+        .filter(|value| !value.is_empty())
+        .ok_or_else(|| {
+            ServiceError::bad_request(format!("a package upload needs the {name} header"))
+        })
+}
+
+async fn list_packages(
+    State(service): State<AgentService>,
+    body: Bytes,
+) -> Result<Json<CachedPackages>, ServiceError> {
+    let request: ListPackagesRequest = parse(&body)?;
+    let cache = service.package_cache.clone();
+    let packages = blocking(move || Ok(cache.list(&request.package_id))).await?;
+    Ok(Json(CachedPackages { packages }))
+}
+
+async fn upload_package(
+    State(service): State<AgentService>,
+    name: Result<axum::extract::Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<CachedPackage>, ServiceError> {
+    let axum::extract::Path(name) =
+        name.map_err(|rejection| ServiceError::bad_request(rejection.body_text()))?;
+    let sha256 = crate::files::parse_sha256(header_text(&headers, SHA256_HEADER)?)?;
+    let file_extension = name
+        .strip_prefix(sha256.as_str())
+        .ok_or_else(|| {
+            ServiceError::bad_request(format!(
+                "a package upload is named <sha256><extension> after its {SHA256_HEADER}, not {name:?}"
+            ))
+        })?
+        .to_owned();
+    let package = CachedPackage {
+        package_id: header_text(&headers, PACKAGE_ID_HEADER)?.to_owned(),
+        version: header_text(&headers, PACKAGE_VERSION_HEADER)?.to_owned(),
+        file_extension,
+        sha256,
+        length: 0,
+    };
+    package.validate()?;
+    let declared_length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    let uploaded = service
+        .package_uploads
+        .write(
+            &package.file_name(),
+            &package.sha256,
+            declared_length,
+            body.into_data_stream(),
+        )
+        .await?;
+    let stored = CachedPackage {
+        length: uploaded.length,
+        ..package
+    };
+    let cache = service.package_cache.clone();
+    let recorded = stored.clone();
+    blocking(move || Ok(cache.record(&recorded)?)).await?;
+    tracing::info!(package_id = %stored.package_id, version = %stored.version, length = stored.length, "cached a package");
+    Ok(Json(stored))
+}
+
+async fn package_signature(
+    State(service): State<AgentService>,
+    sha256: Result<axum::extract::Path<String>, PathRejection>,
+) -> Result<Response, ServiceError> {
+    let axum::extract::Path(sha256) =
+        sha256.map_err(|rejection| ServiceError::bad_request(rejection.body_text()))?;
+    let cache = service.package_cache.clone();
+    let signature = blocking(move || Ok(cache.signature(&sha256)?)).await?;
+    let checksum =
+        HeaderValue::from_str(&crate::files::sha256_hex(&signature)).map_err(|error| {
+            ServiceError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                message: error.to_string(),
+            }
+        })?;
+    let length = signature.len();
+    let mut response = Response::new(Body::from(signature));
+    let headers = response.headers_mut();
+    headers.insert(SHA256_HEADER, checksum);
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    Ok(response)
+}
+
+async fn apply_package_delta(
+    State(service): State<AgentService>,
+    body: Bytes,
+) -> Result<Json<CachedPackage>, ServiceError> {
+    let request: ApplyPackageDeltaRequest = parse(&body)?;
+    let delta = service.files.path_of(&request.delta_file_name)?;
+    let cache = service.package_cache.clone();
+    let ApplyPackageDeltaRequest {
+        basis_sha256,
+        package,
+        ..
+    } = request;
+    let delta_path = delta.clone();
+    let applied =
+        blocking(move || Ok(cache.apply_delta(&basis_sha256, &delta_path, &package)?)).await;
+    // The delta is of no use after one try: a failed patch means the server sends the full
+    // package instead.
+    if let Err(error) = tokio::fs::remove_file(&delta).await
+        && error.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(path = %delta.display(), "could not remove a used delta file: {error}");
+    }
+    let applied = applied?;
+    tracing::info!(package_id = %applied.package_id, version = %applied.version, length = applied.length, "patched a package from a delta");
+    Ok(Json(applied))
 }
 
 async fn not_found() -> ServiceError {

@@ -51,7 +51,7 @@ pub mod action_type {
     pub const HEALTH_CHECK: &str = "Octopus.HealthCheck";
     pub const PACKAGE: &str = "Octopus.TentaclePackage";
     /// The types the engine can run today.
-    pub const SUPPORTED: [&str; 3] = [SCRIPT, MANUAL, HEALTH_CHECK];
+    pub const SUPPORTED: [&str; 4] = [SCRIPT, MANUAL, HEALTH_CHECK, PACKAGE];
 }
 
 /// Octopus's property bag: names to (normally string) values.

@@ -36,6 +36,7 @@ mod isolation;
 mod journal;
 pub mod masking;
 pub mod output;
+pub mod package_cache;
 pub mod package_deployment;
 mod process;
 pub mod request;
@@ -47,6 +48,7 @@ mod variables;
 pub use error::ExecError;
 pub use executor::{Executor, ExecutorOptions, MAX_LINES_PER_STATUS, PackageRunner};
 pub use foreground::{ForegroundFormat, ForegroundResult, run_foreground};
+pub use package_cache::{CachedPackage, PackageCache, PackageCacheError};
 pub use request::{
     DEFAULT_MUTEX_NAME, Isolation, ScriptRequest, ScriptSyntax, ScriptVariable, StagedFile,
     validate_ticket,

@@ -9,6 +9,14 @@
 //! end (status and output variables) is recorded in the task's progress before the next step
 //! starts, so a resumed task skips what already finished.
 //!
+//! Packages: before the first step group that needs them (a step with an
+//! `Octopus.TentaclePackage` action, or one marked `AfterPackageAcquisition`; steps marked
+//! `BeforePackageAcquisition` run first), the engine pushes the release's pinned package
+//! versions from the built-in feed to every target that will deploy them, in parallel up to
+//! `Octopus.Acquire.MaxParallelism` (module `acquire`), in an "Acquire packages" activity.
+//! A package action then runs the conventions runner on the target with a `PackageDeployment`
+//! naming the cached file.
+//!
 //! Failures follow guided failure when the deployment asks for it: the task raises an
 //! interruption and waits for Retry, Ignore, Exclude machine or Fail. Manual intervention
 //! steps raise an interruption and wait for Proceed or Abort. Interruptions are documents; the
@@ -42,17 +50,24 @@ use cuttle_vars::{
 use futures::StreamExt;
 use serde_json::json;
 
+use crate::acquire::{PackageBlobs, acquire_on_target};
 use crate::builtin::BUILT_IN_WORKER_NAME;
 use crate::context::{LogCategory, TaskContext};
 use crate::runner::{TaskHandler, TaskOutcome};
 use crate::scripts::run_script;
-use crate::transport::{TargetAddress, Transports};
+use crate::transport::{EndpointKind, PackageFile, TargetAddress, Transport, Transports};
 
 /// The task name of a deployment, as Octopus names it.
 pub const DEPLOY_TASK: &str = "Deploy";
 
 /// Octopus's default rolling window when a step sets none.
 const DEFAULT_MAX_PARALLELISM: usize = 10;
+
+/// Octopus's default number of targets packages are pushed to at once.
+const DEFAULT_ACQUIRE_MAX_PARALLELISM: usize = 10;
+
+/// The activity of package acquisition.
+const ACQUIRE_ACTIVITY: &str = "acquire-packages";
 
 /// How often a task waiting for a person looks at its interruption.
 const INTERRUPTION_POLL: Duration = Duration::from_millis(250);
@@ -61,13 +76,20 @@ const INTERRUPTION_POLL: Duration = Duration::from_millis(250);
 pub struct DeploymentHandler {
     transports: Transports,
     master_key: Arc<MasterKey>,
+    /// The built-in feed's files; `None` means package steps fail (no feed on this node).
+    package_blobs: Option<Arc<dyn PackageBlobs>>,
 }
 
 impl DeploymentHandler {
-    pub fn new(transports: Transports, master_key: Arc<MasterKey>) -> Arc<DeploymentHandler> {
+    pub fn new(
+        transports: Transports,
+        master_key: Arc<MasterKey>,
+        package_blobs: Option<Arc<dyn PackageBlobs>>,
+    ) -> Arc<DeploymentHandler> {
         Arc::new(DeploymentHandler {
             transports,
             master_key,
+            package_blobs,
         })
     }
 }
@@ -86,6 +108,9 @@ struct Plan {
     default_worker_pool_id: Option<String>,
     sources: VariableSources,
     scope: DeploymentScope,
+    /// Earlier successful installations a target keeps per package step (the lifecycle
+    /// phase's `TentacleRetentionPolicy` in items); `None` keeps all.
+    retention_keep_count: Option<u32>,
 }
 
 impl Plan {
@@ -313,6 +338,8 @@ impl DeploymentHandler {
                 "the prompted variable values are not usable: {error}"
             )));
         }
+        let retention_keep_count =
+            tentacle_retention_keep_count(store, &project, &release, &environment).await;
         Ok(Plan {
             space,
             project,
@@ -325,6 +352,7 @@ impl DeploymentHandler {
             default_worker_pool_id,
             sources,
             scope,
+            retention_keep_count,
         })
     }
 
@@ -352,6 +380,77 @@ impl DeploymentHandler {
             }
         })
     }
+}
+
+/// How many earlier installations targets keep: the lifecycle phase holding the environment
+/// (the channel's lifecycle, else the project's) and its `TentacleRetentionPolicy`, else the
+/// lifecycle's; counted in items (a policy in days, "keep forever" or 0 keeps all). A lifecycle
+/// that cannot be read keeps all: retention deletes, so it must not guess.
+async fn tentacle_retention_keep_count(
+    store: &dyn Store,
+    project: &Project,
+    release: &Release,
+    environment: &Environment,
+) -> Option<u32> {
+    let channel_lifecycle = match store
+        .get_resource::<cuttle_domain::Channel>(&release.channel_id)
+        .await
+    {
+        Ok(Some(channel)) => channel.lifecycle_id,
+        _ => None,
+    };
+    let lifecycle_id = channel_lifecycle.unwrap_or_else(|| project.lifecycle_id.clone());
+    let lifecycle = store
+        .get_resource::<cuttle_domain::Lifecycle>(&lifecycle_id)
+        .await
+        .ok()
+        .flatten()?;
+    let policy = lifecycle
+        .phases
+        .iter()
+        .find(|phase| phase.environment_ids().any(|id| *id == environment.id))
+        .and_then(|phase| phase.tentacle_retention_policy.clone())
+        .unwrap_or_else(|| lifecycle.tentacle_retention_policy.clone());
+    if policy.should_keep_forever
+        || policy.quantity_to_keep <= 0
+        || policy.unit != cuttle_domain::RetentionUnit::Items
+    {
+        return None;
+    }
+    u32::try_from(policy.quantity_to_keep).ok()
+}
+
+/// Whether the step deploys a package (so its packages must be acquired first).
+fn step_deploys_packages(step: &DeploymentStep) -> bool {
+    step.actions
+        .iter()
+        .any(|action| action.action_type == action_type::PACKAGE && !action.is_disabled)
+}
+
+/// Whether acquisition must happen before this group of steps starts.
+fn group_needs_acquisition(steps: &[DeploymentStep], group: &[usize]) -> bool {
+    group.iter().any(|index| {
+        let step = &steps[*index];
+        match step.package_requirement {
+            cuttle_domain::PackageRequirement::AfterPackageAcquisition => true,
+            // Such a step runs before acquisition even if it has packages (Octopus refuses
+            // the combination when saving a process; a package action there fails clearly
+            // when its package is not cached).
+            cuttle_domain::PackageRequirement::BeforePackageAcquisition => false,
+            cuttle_domain::PackageRequirement::LetOctopusDecide => step_deploys_packages(step),
+        }
+    })
+}
+
+/// A property that is a list: Octopus separates package globs by new lines (and accepts
+/// commas and semicolons in older processes).
+fn property_lines(value: &str) -> Vec<String> {
+    value
+        .split(['\n', ';'])
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The steps, grouped: each group starts after the previous one ends; the steps of a group
@@ -451,7 +550,19 @@ impl TaskHandler for DeploymentHandler {
             }
         }
 
+        let mut acquired = saved["PackagesAcquired"].as_bool() == Some(true);
         for group in step_groups(&plan.process.steps) {
+            if !acquired && group_needs_acquisition(&plan.process.steps, &group) {
+                acquired = true;
+                let first_activity = group
+                    .first()
+                    .map_or_else(String::new, |index| step_activity(*index));
+                self.acquire_packages(context, &plan, &run, &first_activity)
+                    .await;
+                if context.is_cancel_requested() {
+                    return TaskOutcome::Canceled;
+                }
+            }
             let runs: Vec<futures::future::BoxFuture<'_, ()>> = group
                 .iter()
                 .map(|index| {
@@ -1002,6 +1113,7 @@ impl DeploymentHandler {
         } = site;
         match action.action_type.as_str() {
             action_type::SCRIPT => self.run_script_action(site, attempt).await,
+            action_type::PACKAGE => self.run_package_action(site, attempt).await,
             action_type::MANUAL => self.run_manual_action(site).await,
             action_type::HEALTH_CHECK => {
                 let Some(target) = target else {
@@ -1030,6 +1142,38 @@ impl DeploymentHandler {
         }
     }
 
+    /// The transport and address of the action's target, or of the built-in worker.
+    fn transport_for<'a>(
+        &'a self,
+        plan: &Plan,
+        target: Option<&DeploymentTarget>,
+    ) -> Result<(&'a dyn Transport, TargetAddress), String> {
+        match target {
+            Some(target) => {
+                let address = address_of(target, &plan.space.id);
+                let transport = self
+                    .transports
+                    .for_endpoint(&address)
+                    .map_err(|error| error.to_string())?;
+                Ok((transport, address))
+            }
+            None => {
+                let transport = self.transports.built_in_worker().ok_or_else(|| {
+                    "the step runs on the server, but the built-in worker is disabled".to_owned()
+                })?;
+                Ok((
+                    transport,
+                    TargetAddress {
+                        machine_id: String::new(),
+                        name: BUILT_IN_WORKER_NAME.to_owned(),
+                        space_id: plan.space.id.clone(),
+                        endpoint: cuttle_domain::Endpoint::None,
+                    },
+                ))
+            }
+        }
+    }
+
     async fn run_script_action(
         &self,
         site: ActionSite<'_>,
@@ -1044,30 +1188,7 @@ impl DeploymentHandler {
             target,
             activity,
         } = site;
-        let (transport, address) = match target {
-            Some(target) => {
-                let address = address_of(target, &plan.space.id);
-                let transport = self
-                    .transports
-                    .for_endpoint(&address)
-                    .map_err(|error| error.to_string())?;
-                (transport, address)
-            }
-            None => {
-                let transport = self.transports.built_in_worker().ok_or_else(|| {
-                    "the step runs on the server, but the built-in worker is disabled".to_owned()
-                })?;
-                (
-                    transport,
-                    TargetAddress {
-                        machine_id: String::new(),
-                        name: BUILT_IN_WORKER_NAME.to_owned(),
-                        space_id: plan.space.id.clone(),
-                        endpoint: cuttle_domain::Endpoint::None,
-                    },
-                )
-            }
-        };
+        let (transport, address) = self.transport_for(plan, target)?;
         let (dictionary, variables) = self.variables(context, plan, run, step, action, target);
         let body_template = action.property(property::SCRIPT_BODY).unwrap_or_default();
         let body =
@@ -1093,7 +1214,26 @@ impl DeploymentHandler {
             activity,
             format!("Running '{}' on {}", action.name, address.name),
         );
-        let outcome = run_script(context, transport, &address, &request, activity)
+        self.run_request(site, transport, &address, &request).await
+    }
+
+    /// Runs a ticket to its end and records its output variables; `Err` says why it failed.
+    async fn run_request(
+        &self,
+        site: ActionSite<'_>,
+        transport: &dyn Transport,
+        address: &TargetAddress,
+        request: &ScriptRequest,
+    ) -> Result<RunStatus, String> {
+        let ActionSite {
+            context,
+            run,
+            action,
+            target,
+            activity,
+            ..
+        } = site;
+        let outcome = run_script(context, transport, address, request, activity)
             .await
             .map_err(|error| error.to_string())?;
         {
@@ -1134,6 +1274,323 @@ impl DeploymentHandler {
                 ),
             })
         }
+    }
+
+    /// The package file an action deploys: the version the release pinned for its (first)
+    /// package reference, from the built-in feed. `Err` says clearly what is missing.
+    async fn resolve_package(
+        &self,
+        context: &TaskContext,
+        plan: &Plan,
+        action: &DeploymentAction,
+    ) -> Result<PackageFile, String> {
+        let reference = action
+            .package_references()
+            .into_iter()
+            .next()
+            .ok_or_else(|| format!("'{}' names no package to deploy", action.name))?;
+        let location = reference.acquisition_location.trim();
+        if !location.is_empty() && !location.eq_ignore_ascii_case("Server") {
+            return Err(format!(
+                "'{}' acquires {} at {location}; this server only pushes packages from the server",
+                action.name, reference.package_id
+            ));
+        }
+        let feed_id = reference.feed_id.trim();
+        if !feed_id.is_empty() && !feed_id.eq_ignore_ascii_case(cuttle_domain::BUILT_IN_FEED_ID) {
+            return Err(format!(
+                "'{}' takes {} from the feed {feed_id}; this server has only the built-in feed",
+                action.name, reference.package_id
+            ));
+        }
+        let version = plan
+            .release
+            .selected_packages
+            .iter()
+            .find(|selected| {
+                selected.action_name.eq_ignore_ascii_case(&action.name)
+                    && selected.package_reference_name == reference.name
+            })
+            .map(|selected| selected.version.clone())
+            .ok_or_else(|| {
+                format!(
+                    "release {} pins no version of {} for '{}'",
+                    plan.release.version, reference.package_id, action.name
+                )
+            })?;
+        let name = format!("{}.{version}", reference.package_id);
+        let record = context
+            .store()
+            .find_resource_by_name::<cuttle_domain::Package>(Some(&plan.space.id), &name)
+            .await
+            .map_err(|error| format!("could not read the package {name}: {error}"))?
+            .ok_or_else(|| {
+                format!(
+                    "the package {} version {version}, which release {} deploys, is no longer in the built-in feed; upload it again or create a release with another version",
+                    reference.package_id, plan.release.version
+                )
+            })?;
+        let path = self
+            .package_blobs
+            .as_ref()
+            .and_then(|blobs| blobs.blob_path(&record.hash))
+            .filter(|path| path.is_file())
+            .ok_or_else(|| {
+                format!(
+                    "the file of the package {} version {version} is missing from the built-in feed's blob store",
+                    record.package_id
+                )
+            })?;
+        Ok(PackageFile {
+            package: cuttle_exec::CachedPackage {
+                package_id: record.package_id,
+                version: record.version,
+                file_extension: record.file_extension,
+                sha256: record.hash,
+                length: record.package_size_bytes,
+            },
+            path,
+        })
+    }
+
+    /// Pushes the release's packages to the targets that deploy them, in an "Acquire packages"
+    /// activity placed before `before_activity`. A failure fails the deployment (later steps
+    /// that run only on success are skipped).
+    async fn acquire_packages(
+        &self,
+        context: &TaskContext,
+        plan: &Plan,
+        run: &Mutex<RunState>,
+        before_activity: &str,
+    ) {
+        let declared = context
+            .update_progress(|progress| {
+                if !progress["Activities"].is_array() {
+                    progress["Activities"] = json!([]);
+                }
+                if let Some(activities) = progress["Activities"].as_array_mut()
+                    && !activities.iter().any(|activity| activity["Id"] == ACQUIRE_ACTIVITY)
+                {
+                    let position = activities
+                        .iter()
+                        .position(|activity| activity["Id"] == before_activity)
+                        .unwrap_or(activities.len());
+                    activities.insert(
+                        position,
+                        json!({"Id": ACQUIRE_ACTIVITY, "Name": "Acquire packages", "Status": "Running", "Started": Utc::now().to_rfc3339()}),
+                    );
+                }
+            })
+            .await;
+        if let Err(error) = declared {
+            tracing::warn!("failed to record an activity: {error}");
+        }
+        let result = self.acquire_packages_on_targets(context, plan, run).await;
+        let status = match &result {
+            Ok(()) => "Success",
+            Err(reason) => {
+                context.log(LogCategory::Error, ACQUIRE_ACTIVITY, reason.clone());
+                "Failed"
+            }
+        };
+        let (failed, first_error) = {
+            let mut state = run.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if let Err(reason) = result {
+                state.failed = true;
+                if state.first_error.is_none() {
+                    state.first_error = Some(reason);
+                }
+            }
+            (state.failed, state.first_error.clone())
+        };
+        let saved = context
+            .update_progress(|progress| {
+                progress["PackagesAcquired"] = json!(true);
+                progress["Failed"] = json!(failed);
+                progress["FirstError"] = json!(first_error);
+                set_activity_in(progress, ACQUIRE_ACTIVITY, status, false);
+            })
+            .await;
+        if let Err(error) = saved {
+            tracing::warn!("failed to record the end of package acquisition: {error}");
+        }
+    }
+
+    async fn acquire_packages_on_targets(
+        &self,
+        context: &TaskContext,
+        plan: &Plan,
+        run: &Mutex<RunState>,
+    ) -> Result<(), String> {
+        // One delivery per target and package content, whichever steps share it.
+        let mut deliveries: Vec<(Option<DeploymentTarget>, PackageFile)> = Vec::new();
+        let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut settings_site: Option<(&DeploymentStep, &DeploymentAction)> = None;
+        for step in &plan.process.steps {
+            for action in &step.actions {
+                if action.action_type != action_type::PACKAGE
+                    || action.is_disabled
+                    || (!action.environments.is_empty()
+                        && !action.environments.contains(&plan.environment.id))
+                    || action.excluded_environments.contains(&plan.environment.id)
+                {
+                    continue;
+                }
+                settings_site.get_or_insert((step, action));
+                let file = self.resolve_package(context, plan, action).await?;
+                for target in self.step_targets(plan, run, step) {
+                    let key = target
+                        .as_ref()
+                        .map_or_else(|| "worker".to_owned(), |target| target.id.clone());
+                    if seen.insert((key, file.package.sha256.clone())) {
+                        deliveries.push((target, file.clone()));
+                    }
+                }
+            }
+        }
+        let Some((step, action)) = settings_site else {
+            context.log(
+                LogCategory::Info,
+                ACQUIRE_ACTIVITY,
+                "No packages to acquire",
+            );
+            return Ok(());
+        };
+        let (dictionary, _) = self.variables(context, plan, run, step, action, None);
+        let max_parallelism = dictionary
+            .get_raw("Octopus.Acquire.MaxParallelism")
+            .and_then(|value| value.trim().parse::<usize>().ok())
+            .filter(|value| *value > 0)
+            .unwrap_or(DEFAULT_ACQUIRE_MAX_PARALLELISM);
+        let delta_enabled = dictionary
+            .get_raw("Octopus.Acquire.DeltaCompressionEnabled")
+            .is_none_or(|value| !value.trim().eq_ignore_ascii_case("false"));
+        context.log(
+            LogCategory::Info,
+            ACQUIRE_ACTIVITY,
+            format!(
+                "Acquiring {} package deliveries, {max_parallelism} at a time; delta compression is {}",
+                deliveries.len(),
+                if delta_enabled { "on" } else { "off" }
+            ),
+        );
+        let failures: Vec<String> = futures::stream::iter(deliveries)
+            .map(|(target, file)| async move {
+                let result = self
+                    .deliver_package(plan, target.as_ref(), &file, delta_enabled)
+                    .await;
+                let who = target
+                    .as_ref()
+                    .map_or(BUILT_IN_WORKER_NAME, |target| target.name.as_str());
+                let package = format!("{} {}", file.package.package_id, file.package.version);
+                match result {
+                    Ok(acquisition) => {
+                        context.log(
+                            LogCategory::Info,
+                            ACQUIRE_ACTIVITY,
+                            format!("{who}: {package}: {}", acquisition.describe()),
+                        );
+                        tracing::debug!(
+                            target = who,
+                            bytes = acquisition.bytes_sent(),
+                            "acquired a package"
+                        );
+                        None
+                    }
+                    Err(reason) => Some(format!("{who}: could not acquire {package}: {reason}")),
+                }
+            })
+            .buffer_unordered(max_parallelism)
+            .filter_map(std::future::ready)
+            .collect()
+            .await;
+        for failure in &failures {
+            context.log(LogCategory::Error, ACQUIRE_ACTIVITY, failure.clone());
+        }
+        match failures.first() {
+            None => Ok(()),
+            Some(first) => Err(format!("package acquisition failed: {first}")),
+        }
+    }
+
+    /// Puts one package in one target's cache.
+    async fn deliver_package(
+        &self,
+        plan: &Plan,
+        target: Option<&DeploymentTarget>,
+        file: &PackageFile,
+        delta_enabled: bool,
+    ) -> Result<crate::acquire::Acquisition, String> {
+        let (transport, address) = self.transport_for(plan, target)?;
+        let support = transport
+            .package_support(&address)
+            .await
+            .map_err(|error| error.to_string())?;
+        if !support.cache {
+            return Err(match EndpointKind::of(&address.endpoint) {
+                Some(EndpointKind::Ssh) => {
+                    "SSH targets cannot receive packages yet: deploy packages to agents".to_owned()
+                }
+                _ => "its agent has no package cache (it does not list the PackageCache feature); upgrade the agent".to_owned(),
+            });
+        }
+        acquire_on_target(transport, &address, file, delta_enabled)
+            .await
+            .map_err(|error| error.to_string())
+    }
+
+    /// Deploys the action's package on its target with the conventions runner.
+    async fn run_package_action(
+        &self,
+        site: ActionSite<'_>,
+        attempt: u32,
+    ) -> Result<RunStatus, String> {
+        let ActionSite {
+            context,
+            plan,
+            run,
+            step,
+            action,
+            target,
+            activity,
+        } = site;
+        let (transport, address) = self.transport_for(plan, target)?;
+        let support = transport
+            .package_support(&address)
+            .await
+            .map_err(|error| error.to_string())?;
+        if !support.deploy {
+            return Err(format!(
+                "{} cannot deploy packages: it does not list the PackageDeployment feature",
+                address.name
+            ));
+        }
+        let file = self.resolve_package(context, plan, action).await?;
+        let (dictionary, variables) = self.variables(context, plan, run, step, action, target);
+        let deployment = package_deployment(plan, step, action, target, &file, &dictionary);
+        let task_id = context.task().id;
+        let target_key = target.map_or("worker", |target| target.id.as_str());
+        let mut request = ScriptRequest::new(
+            format!("{task_id}-{}-{target_key}-{attempt}", action.id),
+            ScriptSyntax::Bash,
+            String::new(),
+        );
+        request.package_deployment = Some(deployment);
+        request.variables = variables;
+        request.isolation = if target.is_some_and(|target| !plan.is_worker(target)) {
+            Isolation::Full
+        } else {
+            Isolation::None
+        };
+        context.log(
+            LogCategory::Verbose,
+            activity,
+            format!(
+                "Deploying {} {} on {}",
+                file.package.package_id, file.package.version, address.name
+            ),
+        );
+        self.run_request(site, transport, &address, &request).await
     }
 
     async fn run_manual_action(&self, site: ActionSite<'_>) -> Result<RunStatus, String> {
@@ -1362,6 +1819,129 @@ impl DeploymentHandler {
             tracing::warn!("failed to mark the task as running: {error}");
         }
         answer
+    }
+}
+
+/// The conventions runner's request for a package action, from the action's properties
+/// (Octopus's names), evaluated against the action's variables.
+fn package_deployment(
+    plan: &Plan,
+    step: &DeploymentStep,
+    action: &DeploymentAction,
+    target: Option<&DeploymentTarget>,
+    file: &PackageFile,
+    dictionary: &VariableDictionary,
+) -> cuttle_exec::package_deployment::PackageDeployment {
+    use cuttle_exec::package_deployment::{
+        ConfiguredScript, CustomInstallationDirectory, DeploymentStage, JournalIdentity,
+        PackageDeployment,
+    };
+    let options = EvaluationOptions::default();
+    let evaluated = |name: &str| -> Option<String> {
+        let raw = action.property(name)?;
+        let value = cuttle_template::evaluate(raw, dictionary, &options)
+            .output
+            .unwrap_or_else(|| raw.to_owned());
+        Some(value)
+    };
+    let is_true =
+        |name: &str| evaluated(name).is_some_and(|value| value.trim().eq_ignore_ascii_case("true"));
+    let enabled_features = action
+        .property("Octopus.Action.EnabledFeatures")
+        .unwrap_or_default()
+        .to_owned();
+    let mut configured_scripts = Vec::new();
+    for stage in [
+        DeploymentStage::PreDeploy,
+        DeploymentStage::Deploy,
+        DeploymentStage::PostDeploy,
+        DeploymentStage::DeployFailed,
+    ] {
+        for (extension, syntax) in [
+            ("sh", ScriptSyntax::Bash),
+            ("py", ScriptSyntax::Python),
+            ("ps1", ScriptSyntax::PowerShell),
+        ] {
+            if let Some(body) = evaluated(&format!(
+                "Octopus.Action.CustomScripts.{}.{extension}",
+                stage.name()
+            ))
+            .filter(|body| !body.trim().is_empty())
+            {
+                configured_scripts.push(ConfiguredScript {
+                    stage,
+                    syntax,
+                    body,
+                });
+            }
+        }
+    }
+    let substitute_in_files = if is_true("Octopus.Action.SubstituteInFiles.Enabled")
+        || enabled_features.contains("Octopus.Features.SubstituteInFiles")
+    {
+        property_lines(
+            &evaluated("Octopus.Action.SubstituteInFiles.TargetFiles").unwrap_or_default(),
+        )
+    } else {
+        Vec::new()
+    };
+    let structured_variable_files =
+        if is_true("Octopus.Action.StructuredConfigurationVariables.Enabled")
+            || enabled_features.contains("Octopus.Features.JsonConfigurationVariables")
+        {
+            let mut files = property_lines(
+                &evaluated("Octopus.Action.StructuredConfigurationVariables.Targets")
+                    .unwrap_or_default(),
+            );
+            files.extend(property_lines(
+                &evaluated("Octopus.Action.Package.JsonConfigurationVariablesTargets")
+                    .unwrap_or_default(),
+            ));
+            files
+        } else {
+            Vec::new()
+        };
+    let custom_installation_directory = evaluated(
+        "Octopus.Action.Package.CustomInstallationDirectory",
+    )
+    .map(|path| path.trim().to_owned())
+    .filter(|path| !path.is_empty())
+    .map(|path| CustomInstallationDirectory {
+        path: path.into(),
+        purge_before_deployment: is_true(
+            "Octopus.Action.Package.CustomInstallationDirectoryShouldBePurgedBeforeDeployment",
+        ),
+        purge_exclusions: property_lines(
+            &evaluated("Octopus.Action.Package.CustomInstallationDirectoryPurgeExclusions")
+                .unwrap_or_default(),
+        ),
+    });
+    PackageDeployment {
+        package_id: file.package.package_id.clone(),
+        version: file.package.version.clone(),
+        package_path: file.package.file_name().into(),
+        package_sha256: Some(file.package.sha256.clone()),
+        applications_directory: None,
+        environment_name: plan.environment.name.clone(),
+        tenant_name: None,
+        configured_scripts,
+        run_packaged_scripts: evaluated("Octopus.Action.Package.RunScripts")
+            .is_none_or(|value| !value.trim().eq_ignore_ascii_case("false")),
+        substitute_in_files,
+        structured_variable_files,
+        custom_installation_directory,
+        // A forced redeployment installs again even when the journal has this version.
+        skip_if_already_installed: is_true("Octopus.Action.Package.SkipIfAlreadyInstalled")
+            && !plan.deployment.force_package_redeployment,
+        retention_keep_count: plan.retention_keep_count,
+        journal: JournalIdentity {
+            deployment_id: plan.deployment.id.clone(),
+            environment_id: plan.environment.id.clone(),
+            project_id: plan.project.id.clone(),
+            step_name: step.name.clone(),
+            machine_id: target.map_or_else(|| "worker".to_owned(), |target| target.id.clone()),
+            tenant_id: plan.deployment.tenant_id.clone(),
+        },
     }
 }
 

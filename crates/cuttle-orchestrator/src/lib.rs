@@ -11,6 +11,7 @@
 //! This crate knows the store and nothing of HTTP; handlers for each kind of task and the
 //! transports they use are plugged in by the server.
 
+mod acquire;
 mod adhoc;
 mod builtin;
 mod context;
@@ -21,6 +22,7 @@ mod schedule;
 mod scripts;
 mod transport;
 
+pub use acquire::PackageBlobs;
 pub use adhoc::{AD_HOC_SCRIPT_TASK, AdHocScriptHandler, names_targets};
 pub use builtin::{BUILT_IN_WORKER_NAME, BuiltInWorker};
 pub use context::{LogCategory, TaskContext};
@@ -30,7 +32,8 @@ pub use runner::{RunnerConfig, TaskHandler, TaskOutcome, TaskRunner, TaskWaker};
 pub use schedule::queue_due_health_checks;
 pub use scripts::{ScriptOutcome, run_script};
 pub use transport::{
-    EndpointKind, HealthReport, TargetAddress, Transport, TransportError, Transports,
+    EndpointKind, HealthReport, PackageFile, PackageSupport, TargetAddress, Transport,
+    TransportError, Transports,
 };
 
 /// The task name of a health check, as Octopus names it.

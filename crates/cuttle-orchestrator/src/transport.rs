@@ -1,13 +1,19 @@
 //! How the orchestrator reaches targets: one [`Transport`] per kind of endpoint (listening
 //! agent, polling agent, SSH, the built-in worker), chosen from a [`Transports`] registry, so the
 //! engine above never cares which one a target uses.
+//!
+//! Package acquisition goes through the same trait: a transport says what its targets can do
+//! with packages ([`PackageSupport`]) and, when they keep a package cache, lists, uploads,
+//! signs and patches packages there. The defaults say "no package support", which is what a
+//! transport without a cache (SSH today) answers.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use cuttle_domain::Endpoint;
-use cuttle_exec::{ScriptRequest, ScriptStatus, StartOutcome};
+use cuttle_exec::{CachedPackage, ScriptRequest, ScriptStatus, StartOutcome};
 
 /// The kinds of endpoint a transport can serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -54,6 +60,30 @@ pub struct HealthReport {
     pub warnings: Vec<String>,
     /// What the target said about itself (agent version, OS), for the log.
     pub summary: String,
+}
+
+/// What a target can do with packages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PackageSupport {
+    /// It runs `ScriptRequest::package_deployment` (the agent's `PackageDeployment` feature).
+    pub deploy: bool,
+    /// It keeps a package cache the server can fill (the agent's `PackageCache` feature).
+    pub cache: bool,
+}
+
+/// A package file on the server, to be put in a target's package cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageFile {
+    pub package: CachedPackage,
+    /// The file on the server (the built-in feed's blob).
+    pub path: PathBuf,
+}
+
+fn no_package_cache(target: &TargetAddress) -> TransportError {
+    TransportError::Unusable {
+        target: target.name.clone(),
+        message: "it has no package cache the server can send packages to".to_owned(),
+    }
 }
 
 /// Why a transport could not do what was asked.
@@ -106,6 +136,53 @@ pub trait Transport: Send + Sync + 'static {
         target: &TargetAddress,
         ticket: &str,
     ) -> Result<(), TransportError>;
+
+    /// What the target can do with packages; none by default.
+    async fn package_support(
+        &self,
+        _target: &TargetAddress,
+    ) -> Result<PackageSupport, TransportError> {
+        Ok(PackageSupport::default())
+    }
+
+    /// The versions of `package_id` in the target's package cache.
+    async fn cached_packages(
+        &self,
+        target: &TargetAddress,
+        _package_id: &str,
+    ) -> Result<Vec<CachedPackage>, TransportError> {
+        Err(no_package_cache(target))
+    }
+
+    /// The delta signature of the cached package with this SHA-256.
+    async fn package_signature(
+        &self,
+        target: &TargetAddress,
+        _sha256: &str,
+    ) -> Result<Vec<u8>, TransportError> {
+        Err(no_package_cache(target))
+    }
+
+    /// Sends a whole package file into the target's package cache.
+    async fn upload_package(
+        &self,
+        target: &TargetAddress,
+        _file: &PackageFile,
+    ) -> Result<CachedPackage, TransportError> {
+        Err(no_package_cache(target))
+    }
+
+    /// Sends `delta` and has the target patch its cached `basis_sha256` with it into its cache
+    /// as `package` (verified against `package.sha256`).
+    async fn apply_package_delta(
+        &self,
+        target: &TargetAddress,
+        _basis_sha256: &str,
+        _delta: Vec<u8>,
+        _package: &CachedPackage,
+    ) -> Result<CachedPackage, TransportError> {
+        Err(no_package_cache(target))
+    }
 }
 
 /// The transports this server has, by endpoint kind, and its built-in worker.

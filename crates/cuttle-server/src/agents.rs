@@ -17,8 +17,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cuttle_agent::{AgentConnection, AgentError};
 use cuttle_domain::{DeploymentTarget, Endpoint, Worker};
-use cuttle_exec::{ScriptRequest, ScriptStatus, StartOutcome};
-use cuttle_orchestrator::{HealthReport, TargetAddress, Transport, TransportError};
+use cuttle_exec::{CachedPackage, ScriptRequest, ScriptStatus, StartOutcome};
+use cuttle_orchestrator::{
+    HealthReport, PackageFile, PackageSupport, TargetAddress, Transport, TransportError,
+};
 use cuttle_pki::{Identity, ThumbprintSet};
 use cuttle_store::{DocumentQuery, Store, StoreError};
 use tokio::net::TcpListener;
@@ -133,6 +135,73 @@ impl<C: AgentCalls> Transport for AgentTransport<C> {
         let connection = self.0.connection(target).await?;
         connection
             .complete_script(ticket)
+            .await
+            .map_err(|error| transport_error(target, error))
+    }
+
+    async fn package_support(
+        &self,
+        target: &TargetAddress,
+    ) -> Result<PackageSupport, TransportError> {
+        let connection = self.0.connection(target).await?;
+        let capabilities = connection
+            .capabilities()
+            .await
+            .map_err(|error| transport_error(target, error))?;
+        let has = |feature: &str| capabilities.features.iter().any(|listed| listed == feature);
+        Ok(PackageSupport {
+            deploy: has(cuttle_agent::protocol::features::PACKAGE_DEPLOYMENT),
+            cache: has(cuttle_agent::protocol::features::PACKAGE_CACHE),
+        })
+    }
+
+    async fn cached_packages(
+        &self,
+        target: &TargetAddress,
+        package_id: &str,
+    ) -> Result<Vec<CachedPackage>, TransportError> {
+        let connection = self.0.connection(target).await?;
+        connection
+            .cached_packages(package_id)
+            .await
+            .map_err(|error| transport_error(target, error))
+    }
+
+    async fn package_signature(
+        &self,
+        target: &TargetAddress,
+        sha256: &str,
+    ) -> Result<Vec<u8>, TransportError> {
+        let connection = self.0.connection(target).await?;
+        connection
+            .package_signature(sha256)
+            .await
+            .map(|bytes| bytes.to_vec())
+            .map_err(|error| transport_error(target, error))
+    }
+
+    async fn upload_package(
+        &self,
+        target: &TargetAddress,
+        file: &PackageFile,
+    ) -> Result<CachedPackage, TransportError> {
+        let connection = self.0.connection(target).await?;
+        connection
+            .upload_package(&file.package, &file.path)
+            .await
+            .map_err(|error| transport_error(target, error))
+    }
+
+    async fn apply_package_delta(
+        &self,
+        target: &TargetAddress,
+        basis_sha256: &str,
+        delta: Vec<u8>,
+        package: &CachedPackage,
+    ) -> Result<CachedPackage, TransportError> {
+        let connection = self.0.connection(target).await?;
+        connection
+            .apply_package_delta(basis_sha256, bytes::Bytes::from(delta), package)
             .await
             .map_err(|error| transport_error(target, error))
     }

@@ -61,7 +61,7 @@ impl BlobStore {
 
     /// Where the blob with `hash` lives; `None` unless `hash` is 64 lower-case hex digits (so a
     /// hash read from a record can never name a path outside the store).
-    pub(crate) fn path_of(&self, hash: &str) -> Option<PathBuf> {
+    pub fn path_of(&self, hash: &str) -> Option<PathBuf> {
         let is_sha256 = hash.len() == 64
             && hash
                 .bytes()
@@ -99,6 +99,13 @@ impl BlobStore {
             Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
             _ => Ok(()),
         }
+    }
+}
+
+/// The deployment engine reads package files straight from the blob store.
+impl cuttle_orchestrator::PackageBlobs for BlobStore {
+    fn blob_path(&self, sha256: &str) -> Option<PathBuf> {
+        self.path_of(sha256)
     }
 }
 

@@ -62,8 +62,12 @@ impl AppState {
 
     /// Keeps package files in `blob_store` and refuses package files larger than
     /// `max_package_size` bytes.
-    pub fn with_blob_store(mut self, blob_store: BlobStore, max_package_size: u64) -> AppState {
-        self.blob_store = Some(Arc::new(blob_store));
+    pub fn with_blob_store(
+        mut self,
+        blob_store: Arc<BlobStore>,
+        max_package_size: u64,
+    ) -> AppState {
+        self.blob_store = Some(blob_store);
         self.max_package_size = max_package_size;
         self
     }

@@ -109,6 +109,10 @@ pub(crate) async fn run(arguments: ServerArguments) -> anyhow::Result<()> {
         Arc::clone(&store),
         Arc::clone(&polling_agents),
     ));
+    let blob_root = arguments.data_dir.join("blobs");
+    let blob_store = BlobStore::open(&blob_root)
+        .map(Arc::new)
+        .with_context(|| format!("open the package blob store in {}", blob_root.display()))?;
     let mut transports = cuttle_orchestrator::Transports::new();
     transports.register(
         cuttle_orchestrator::EndpointKind::ListeningAgent,
@@ -141,7 +145,17 @@ pub(crate) async fn run(arguments: ServerArguments) -> anyhow::Result<()> {
         let worker_root = arguments.data_dir.join("worker");
         let executor = cuttle_exec::Executor::open(&worker_root)
             .with_context(|| format!("open the built-in worker in {}", worker_root.display()))?;
-        transports.set_built_in_worker(Arc::new(cuttle_orchestrator::BuiltInWorker::new(executor)));
+        let package_cache_root = arguments.data_dir.join("worker-packages");
+        let package_cache =
+            cuttle_exec::PackageCache::open(&package_cache_root).with_context(|| {
+                format!(
+                    "open the built-in worker's package cache in {}",
+                    package_cache_root.display()
+                )
+            })?;
+        transports.set_built_in_worker(Arc::new(
+            cuttle_orchestrator::BuiltInWorker::new(executor).with_package_cache(package_cache),
+        ));
     }
     runner.register(
         cuttle_orchestrator::HEALTH_TASK,
@@ -149,16 +163,17 @@ pub(crate) async fn run(arguments: ServerArguments) -> anyhow::Result<()> {
     );
     runner.register(
         cuttle_orchestrator::DEPLOY_TASK,
-        cuttle_orchestrator::DeploymentHandler::new(transports.clone(), Arc::clone(&master_key)),
+        cuttle_orchestrator::DeploymentHandler::new(
+            transports.clone(),
+            Arc::clone(&master_key),
+            Some(Arc::clone(&blob_store) as Arc<dyn cuttle_orchestrator::PackageBlobs>),
+        ),
     );
     runner.register(
         cuttle_orchestrator::AD_HOC_SCRIPT_TASK,
         cuttle_orchestrator::AdHocScriptHandler::new(transports),
     );
     let runner = Arc::new(runner);
-    let blob_root = arguments.data_dir.join("blobs");
-    let blob_store = BlobStore::open(&blob_root)
-        .with_context(|| format!("open the package blob store in {}", blob_root.display()))?;
     let state = AppState::new(Arc::clone(&store), outcome.installation_id, master_key)
         .with_json_body_limit(arguments.max_json_body)
         .with_blob_store(blob_store, arguments.max_package_size)

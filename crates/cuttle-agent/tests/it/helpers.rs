@@ -42,7 +42,15 @@ pub(crate) fn new_service(home: &Path, subscription_id: Option<&str>) -> AgentSe
     };
     let executor = Executor::open_with(&home.join("work"), options).expect("an executor");
     let files = FileStore::open(&home.join("files"), MAX_TEST_FILE).expect("a file store");
-    AgentService::new(executor, files, subscription_id.map(str::to_owned))
+    let package_cache =
+        cuttle_exec::PackageCache::open(&home.join("packages")).expect("a package cache");
+    AgentService::new(
+        executor,
+        files,
+        package_cache,
+        subscription_id.map(str::to_owned),
+    )
+    .expect("an agent service")
 }
 
 /// A listening agent served on a loopback port.
