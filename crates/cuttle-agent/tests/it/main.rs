@@ -25,6 +25,7 @@ macro_rules! in_both_modes {
 mod connections;
 mod files;
 mod helpers;
+mod packages;
 mod polling;
 mod refusals;
 mod registration;
