@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::{assert_error, send, server};
 
-async fn wait_for_task(server: &TestServer, id: &str) -> ServerTaskResource {
+pub(super) async fn wait_for_task(server: &TestServer, id: &str) -> ServerTaskResource {
     for _ in 0..1200 {
         let task: ServerTaskResource = server
             .client
@@ -27,7 +27,7 @@ async fn wait_for_task(server: &TestServer, id: &str) -> ServerTaskResource {
     panic!("task {id} did not complete");
 }
 
-async fn raw_log(server: &TestServer, id: &str) -> String {
+pub(super) async fn raw_log(server: &TestServer, id: &str) -> String {
     send(
         server,
         "GET",
@@ -38,7 +38,7 @@ async fn raw_log(server: &TestServer, id: &str) -> String {
     .body
 }
 
-async fn create_environments(server: &TestServer, names: &[&str]) {
+pub(super) async fn create_environments(server: &TestServer, names: &[&str]) {
     for name in names {
         server
             .client
@@ -54,7 +54,7 @@ async fn create_environments(server: &TestServer, names: &[&str]) {
     }
 }
 
-async fn create_project(server: &TestServer, name: &str) -> Value {
+pub(super) async fn create_project(server: &TestServer, name: &str) -> Value {
     server
         .client
         .post("/api/Spaces-1/projects", &json!({"Name": name}))
@@ -62,7 +62,7 @@ async fn create_project(server: &TestServer, name: &str) -> Value {
         .expect("create a project")
 }
 
-fn server_step(name: &str, body: &str, start_with_previous: bool) -> Value {
+pub(super) fn server_step(name: &str, body: &str, start_with_previous: bool) -> Value {
     json!({
         "Name": name,
         "StartTrigger": if start_with_previous { "StartWithPrevious" } else { "StartAfterPrevious" },
@@ -81,7 +81,7 @@ fn server_step(name: &str, body: &str, start_with_previous: bool) -> Value {
     })
 }
 
-async fn save_process(server: &TestServer, project: &Value, steps: Vec<Value>) -> Value {
+pub(super) async fn save_process(server: &TestServer, project: &Value, steps: Vec<Value>) -> Value {
     let process_id = project["DeploymentProcessId"].as_str().expect("process id");
     let mut process: Value = server
         .client
@@ -99,7 +99,12 @@ async fn save_process(server: &TestServer, project: &Value, steps: Vec<Value>) -
         .expect("save the process")
 }
 
-async fn deploy(server: &TestServer, project: &str, version: &str, environment: &str) -> String {
+pub(super) async fn deploy(
+    server: &TestServer,
+    project: &str,
+    version: &str,
+    environment: &str,
+) -> String {
     let answer: Value = server
         .client
         .post(

@@ -5,6 +5,7 @@ mod agents;
 mod auth;
 mod bad_input;
 mod deployments;
+mod package_deployments;
 mod packages;
 mod postgres;
 mod resources;

@@ -35,10 +35,10 @@ fn multipart_body(file_name: &str, content: &[u8], fields: &[(&str, &str)]) -> V
     body
 }
 
-struct Answer {
-    status: u16,
-    body: Value,
-    text: String,
+pub(super) struct Answer {
+    pub(super) status: u16,
+    pub(super) body: Value,
+    pub(super) text: String,
 }
 
 async fn post_multipart(
@@ -64,7 +64,12 @@ async fn post_multipart(
     Answer { status, body, text }
 }
 
-async fn upload(server: &TestServer, file_name: &str, content: &[u8], query: &str) -> Answer {
+pub(super) async fn upload(
+    server: &TestServer,
+    file_name: &str,
+    content: &[u8],
+    query: &str,
+) -> Answer {
     post_multipart(
         server,
         &format!("/api/Spaces-1/packages/raw{query}"),
@@ -75,7 +80,7 @@ async fn upload(server: &TestServer, file_name: &str, content: &[u8], query: &st
 }
 
 #[track_caller]
-fn assert_uploaded(answer: &Answer) -> &Value {
+pub(super) fn assert_uploaded(answer: &Answer) -> &Value {
     assert_eq!(answer.status, 200, "upload failed: {}", answer.text);
     &answer.body
 }
@@ -91,7 +96,7 @@ async fn get_json(server: &TestServer, path: &str) -> Value {
     serde_json::from_str(&response.body).expect("JSON answer")
 }
 
-fn zip_with(entries: &[(&str, &[u8])]) -> Vec<u8> {
+pub(super) fn zip_with(entries: &[(&str, &[u8])]) -> Vec<u8> {
     let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     for (name, content) in entries {
         writer
