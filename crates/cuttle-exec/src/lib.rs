@@ -21,6 +21,10 @@
 //! scripts; that is where this crate substitutes `#{…}` in files and applies structured
 //! configuration variables, and keeps the deployment journal.
 //!
+//! The target's package cache ([`package_cache`]) keeps the package files the server pushed,
+//! by SHA-256, and patches new versions from deltas; the agent and the built-in worker serve
+//! it, the conventions runner reads packages from it.
+//!
 //! What this crate does not do: substitute `#{…}` in scripts (the server sends final text),
 //! transfer files, or speak the agent protocol; it is Unix-first
 //! (process groups and `flock`; elsewhere only the script's own process is killed and
