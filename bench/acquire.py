@@ -5,7 +5,8 @@
    the built-in feed and deployed by an `Octopus.TentaclePackage` step to --agents listening
    agents: the "Acquire packages" activity's wall time, the whole deployment's (extraction on
    every agent included), and the bytes that crossed the loopback interface meanwhile
-   (/proc/net/dev `lo`, both directions: TLS and HTTP/2 framing included) against the
+   (/proc/net/dev `lo` transmitted bytes: both directions of every connection, TLS and HTTP/2
+   framing and API calls included) against the
    package bytes the log says were sent.
 2. Delta: a --delta-mib MiB package deployed to one agent, then a version with 1 % of its bytes
    changed (100 runs of changed bytes spread over the file): the delta's size as a share of
@@ -36,8 +37,9 @@ def loopback_bytes():
         for line in file:
             name, _, counters = line.partition(":")
             if name.strip() == "lo":
-                fields = counters.split()
-                return int(fields[0]) + int(fields[8])
+                # Transmitted bytes only: on loopback every byte sent is also counted as
+                # received, so the sum would count each byte twice.
+                return int(counters.split()[8])
     raise common.BenchError("no loopback interface in /proc/net/dev")
 
 
@@ -164,7 +166,7 @@ def report(arguments, figures):
                   f"| acquisition throughput (package bytes sent / wall time) | {mib(sent / max(fan['acquire_s'], 1e-9))}/s |",
                   f"| whole deployment (acquire + extract on every agent) | {fan['total_s']:.2f} s |",
                   f"| package bytes sent (task log) | {mib(sent)} ({sent / max(fan['package_bytes'], 1):.2f} × the package) |",
-                  f"| loopback bytes during the deployment (both directions) | {mib(fan['wire'])} ({fan['wire'] / max(sent, 1):.3f} × the package bytes sent) |",
+                  f"| loopback bytes during the deployment | {mib(fan['wire'])} ({fan['wire'] / max(sent, 1):.3f} × the package bytes sent) |",
                   ""]
     result = figures.get("delta")
     if result:
