@@ -5,10 +5,11 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use cuttle_test_support::{ServerOptions, TEST_API_KEY, TestServer};
+use cuttle_test_support::{Backend, ServerOptions, TEST_API_KEY, TestServer};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::postgres::postgres_configured;
 use super::{assert_error, send, server, server_with};
 
 const BOUNDARY: &str = "--------------------------65ad097ddb29341da18da158";
@@ -633,4 +634,35 @@ async fn package_routes_need_an_api_key() {
         assert_eq!(response.status().as_u16(), 401, "{path}");
     }
     assert_eq!(blob_files(&server).len(), 1);
+}
+
+#[tokio::test]
+async fn the_built_in_feed_works_on_postgresql() {
+    if !postgres_configured() {
+        return;
+    }
+    let server = server_with(ServerOptions {
+        backend: Backend::Postgres,
+        ..ServerOptions::default()
+    })
+    .await;
+    let content = zip_with(&[("index.html", b"<h1>pg</h1>")]);
+    assert_uploaded(&upload(&server, "Acme.Web.1.0.0.zip", &content, "").await);
+    assert_uploaded(&upload(&server, "Acme.Web.2.0.0.zip", &content, "").await);
+    let duplicate = upload(&server, "acme.web.1.0.0.zip", &content, "").await;
+    assert_eq!(duplicate.status, 409, "{}", duplicate.text);
+    let latest = get_json(&server, "/api/Spaces-1/packages?latest=true").await;
+    assert_eq!(ids_of(&latest), ["packages-Acme.Web.2.0.0"]);
+    let deleted = send(
+        &server,
+        "DELETE",
+        "/api/Spaces-1/packages/packages-Acme.Web.2.0.0",
+        None,
+    )
+    .await;
+    assert_eq!(deleted.status.as_u16(), 204, "{}", deleted.body);
+    // The other version still holds the shared blob.
+    assert_eq!(blob_files(&server).len(), 1);
+    let all = get_json(&server, "/api/Spaces-1/packages").await;
+    assert_eq!(ids_of(&all), ["packages-Acme.Web.1.0.0"]);
 }
