@@ -418,17 +418,54 @@ async fn remove_blob_if_unreferenced(
     blobs: &BlobStore,
     hash: &str,
 ) -> Result<(), ApiError> {
+    remove_unreferenced(state, blobs, &[hash.to_owned()]).await
+}
+
+/// The content hashes of a space's packages, to remove after the space is deleted.
+pub(crate) async fn package_hashes_in_space(
+    state: &AppState,
+    space_id: &str,
+) -> Result<Vec<String>, ApiError> {
+    let mut hashes: Vec<String> = space_packages(state, space_id)
+        .await?
+        .into_iter()
+        .map(|package| package.hash)
+        .collect();
+    hashes.sort();
+    hashes.dedup();
+    Ok(hashes)
+}
+
+/// Removes those of `hashes` that no package record points at any more. Call with the
+/// package lock held. Without a blob store there is nothing to remove.
+pub(crate) async fn remove_blobs_if_unreferenced(
+    state: &AppState,
+    hashes: &[String],
+) -> Result<(), ApiError> {
+    match state.blob_store.as_deref() {
+        Some(blobs) if !hashes.is_empty() => remove_unreferenced(state, blobs, hashes).await,
+        _ => Ok(()),
+    }
+}
+
+async fn remove_unreferenced(
+    state: &AppState,
+    blobs: &BlobStore,
+    hashes: &[String],
+) -> Result<(), ApiError> {
     // Blobs are shared across spaces, so every space's records count.
     let all_packages = state
         .store()
         .list_resources::<Package>(&DocumentQuery::default())
         .await?;
-    if all_packages
-        .items
-        .iter()
-        .all(|package| package.hash != hash)
-    {
-        remove_blob_logged(blobs, hash).await;
+    for hash in hashes {
+        if all_packages
+            .items
+            .iter()
+            .all(|package| package.hash != *hash)
+        {
+            remove_blob_logged(blobs, hash).await;
+        }
     }
     Ok(())
 }

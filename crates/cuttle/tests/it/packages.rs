@@ -347,6 +347,60 @@ async fn a_blob_shared_by_two_packages_outlives_the_first_delete() {
 }
 
 #[tokio::test]
+async fn deleting_a_space_removes_its_packages_and_files_no_other_space_shares() {
+    let server = server().await;
+    let space = server
+        .client
+        .create(
+            None,
+            &cuttle_domain::Space {
+                name: "Team B".to_owned(),
+                ..cuttle_domain::Space::default()
+            },
+        )
+        .await
+        .expect("create a space");
+    let shared = zip_with(&[("shared.txt", b"in both spaces")]);
+    let own = zip_with(&[("own.txt", b"only in Team B")]);
+    let space_upload = |file_name: &'static str, content: Vec<u8>| {
+        let path = format!("/api/{}/packages/raw", space.id);
+        let server = &server;
+        async move {
+            post_multipart(
+                server,
+                &path,
+                multipart_body(file_name, &content, &[]),
+                Some(TEST_API_KEY),
+            )
+            .await
+        }
+    };
+    assert_uploaded(&space_upload("shared.1.0.0.zip", shared.clone()).await);
+    assert_uploaded(&space_upload("own.1.0.0.zip", own.clone()).await);
+    // The same id and version in another space is another package.
+    assert_uploaded(&upload(&server, "shared.1.0.0.zip", &shared, "").await);
+    assert_eq!(blob_files(&server).len(), 2);
+
+    let mut stopped = space.clone();
+    stopped.task_queue_stopped = true;
+    server
+        .client
+        .modify(None, &stopped)
+        .await
+        .expect("stop the task queue");
+    server
+        .client
+        .delete_resource::<cuttle_domain::Space>(None, &space.id)
+        .await
+        .expect("delete the space");
+    let blobs = blob_files(&server);
+    assert_eq!(blobs.len(), 1);
+    assert_eq!(std::fs::read(&blobs[0]).expect("read the blob"), shared);
+    let listed = get_json(&server, "/api/Spaces-1/packages").await;
+    assert_eq!(ids_of(&listed), ["packages-shared.1.0.0"]);
+}
+
+#[tokio::test]
 async fn duplicates_follow_the_overwrite_mode() {
     let server = server().await;
     let original = zip_with(&[("version.txt", b"original")]);
