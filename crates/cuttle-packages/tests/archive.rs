@@ -737,3 +737,81 @@ fn formats_are_recognised_from_file_names() {
         assert_eq!(ArchiveFormat::from_file_name(name), None, "{name}");
     }
 }
+
+/// A small deterministic generator (xorshift64*), so a failure replays with the same inputs.
+struct Xorshift(u64);
+
+impl Xorshift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, bound: usize) -> usize {
+        (self.next() % bound as u64) as usize
+    }
+}
+
+#[test]
+fn corrupted_archives_never_panic_and_failed_extractions_leave_nothing() {
+    let tar = sample_tar();
+    let zip = zip_bytes(&[
+        ZipEntry::Directory("site/"),
+        ZipEntry::File(
+            "site/index.html",
+            b"<h1>hello, hello, hello</h1>",
+            Some(0o644),
+        ),
+        ZipEntry::File("site/start.sh", b"#!/bin/sh\necho start\n", Some(0o755)),
+        ZipEntry::Symlink("site/home.html", "index.html"),
+    ]);
+    let originals = [
+        (ArchiveFormat::Tar, tar.clone()),
+        (ArchiveFormat::TarGz, gzip(&tar)),
+        (ArchiveFormat::TarBz2, bzip2(&tar)),
+        (ArchiveFormat::Zip, zip.clone()),
+        (ArchiveFormat::Nupkg, zip),
+    ];
+    let mut random = Xorshift(0x5eed_cafe_f00d_0001);
+    let (mut n_refused, mut n_accepted) = (0_u32, 0_u32);
+    for (format, original) in &originals {
+        for round in 0..150 {
+            let mut bytes = original.clone();
+            // Flip a few bytes, or cut the archive short.
+            if round % 10 == 9 {
+                bytes.truncate(random.below(bytes.len()));
+            } else {
+                for _ in 0..=random.below(4) {
+                    let index = random.below(bytes.len());
+                    bytes[index] ^= 1 << random.below(8);
+                }
+            }
+            let scratch = Scratch::new();
+            let archive = write_archive(&scratch, &format!("fuzzed{}", format.extension()), &bytes);
+            let limits = ExtractionLimits::default();
+            let validation = validate(&archive, *format, &limits);
+            match extract(&archive, *format, &scratch.destination(), &limits) {
+                Ok(summary) => {
+                    n_accepted += 1;
+                    // An archive that extracts validates the same way.
+                    assert_eq!(validation.ok(), Some(summary), "{format:?} round {round}");
+                }
+                Err(_) => {
+                    n_refused += 1;
+                    assert_eq!(
+                        scratch.out_listing(),
+                        Vec::<String>::new(),
+                        "{format:?} round {round}"
+                    );
+                }
+            }
+        }
+    }
+    // Both outcomes happen, so the loop exercised more than one path.
+    assert!(
+        n_refused > 0 && n_accepted > 0,
+        "refused {n_refused}, accepted {n_accepted}"
+    );
+}

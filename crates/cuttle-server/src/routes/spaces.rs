@@ -8,6 +8,7 @@ use axum::routing::get;
 use cuttle_domain::Space;
 
 use super::crud::{self, document_query, list_page, with_links};
+use super::packages;
 use crate::auth::{Caller, Permission};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ListParameters};
@@ -74,6 +75,10 @@ async fn delete_space(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::ManageSpaces)?;
+    // The space's packages go with it; their files go too unless another space has the same.
+    let _package_guard = state.package_lock.lock().await;
+    let package_hashes = packages::package_hashes_in_space(&state, &id).await?;
     crud::delete::<Space>(&state, None, &id).await?;
+    packages::remove_blobs_if_unreferenced(&state, &package_hashes).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -5,10 +5,11 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use cuttle_test_support::{ServerOptions, TEST_API_KEY, TestServer};
+use cuttle_test_support::{Backend, ServerOptions, TEST_API_KEY, TestServer};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::postgres::postgres_configured;
 use super::{assert_error, send, server, server_with};
 
 const BOUNDARY: &str = "--------------------------65ad097ddb29341da18da158";
@@ -351,6 +352,60 @@ async fn a_blob_shared_by_two_packages_outlives_the_first_delete() {
 }
 
 #[tokio::test]
+async fn deleting_a_space_removes_its_packages_and_files_no_other_space_shares() {
+    let server = server().await;
+    let space = server
+        .client
+        .create(
+            None,
+            &cuttle_domain::Space {
+                name: "Team B".to_owned(),
+                ..cuttle_domain::Space::default()
+            },
+        )
+        .await
+        .expect("create a space");
+    let shared = zip_with(&[("shared.txt", b"in both spaces")]);
+    let own = zip_with(&[("own.txt", b"only in Team B")]);
+    let space_upload = |file_name: &'static str, content: Vec<u8>| {
+        let path = format!("/api/{}/packages/raw", space.id);
+        let server = &server;
+        async move {
+            post_multipart(
+                server,
+                &path,
+                multipart_body(file_name, &content, &[]),
+                Some(TEST_API_KEY),
+            )
+            .await
+        }
+    };
+    assert_uploaded(&space_upload("shared.1.0.0.zip", shared.clone()).await);
+    assert_uploaded(&space_upload("own.1.0.0.zip", own.clone()).await);
+    // The same id and version in another space is another package.
+    assert_uploaded(&upload(&server, "shared.1.0.0.zip", &shared, "").await);
+    assert_eq!(blob_files(&server).len(), 2);
+
+    let mut stopped = space.clone();
+    stopped.task_queue_stopped = true;
+    server
+        .client
+        .modify(None, &stopped)
+        .await
+        .expect("stop the task queue");
+    server
+        .client
+        .delete_resource::<cuttle_domain::Space>(None, &space.id)
+        .await
+        .expect("delete the space");
+    let blobs = blob_files(&server);
+    assert_eq!(blobs.len(), 1);
+    assert_eq!(std::fs::read(&blobs[0]).expect("read the blob"), shared);
+    let listed = get_json(&server, "/api/Spaces-1/packages").await;
+    assert_eq!(ids_of(&listed), ["packages-shared.1.0.0"]);
+}
+
+#[tokio::test]
 async fn duplicates_follow_the_overwrite_mode() {
     let server = server().await;
     let original = zip_with(&[("version.txt", b"original")]);
@@ -638,4 +693,35 @@ async fn package_routes_need_an_api_key() {
         assert_eq!(response.status().as_u16(), 401, "{path}");
     }
     assert_eq!(blob_files(&server).len(), 1);
+}
+
+#[tokio::test]
+async fn the_built_in_feed_works_on_postgresql() {
+    if !postgres_configured() {
+        return;
+    }
+    let server = server_with(ServerOptions {
+        backend: Backend::Postgres,
+        ..ServerOptions::default()
+    })
+    .await;
+    let content = zip_with(&[("index.html", b"<h1>pg</h1>")]);
+    assert_uploaded(&upload(&server, "Acme.Web.1.0.0.zip", &content, "").await);
+    assert_uploaded(&upload(&server, "Acme.Web.2.0.0.zip", &content, "").await);
+    let duplicate = upload(&server, "acme.web.1.0.0.zip", &content, "").await;
+    assert_eq!(duplicate.status, 409, "{}", duplicate.text);
+    let latest = get_json(&server, "/api/Spaces-1/packages?latest=true").await;
+    assert_eq!(ids_of(&latest), ["packages-Acme.Web.2.0.0"]);
+    let deleted = send(
+        &server,
+        "DELETE",
+        "/api/Spaces-1/packages/packages-Acme.Web.2.0.0",
+        None,
+    )
+    .await;
+    assert_eq!(deleted.status.as_u16(), 204, "{}", deleted.body);
+    // The other version still holds the shared blob.
+    assert_eq!(blob_files(&server).len(), 1);
+    let all = get_json(&server, "/api/Spaces-1/packages").await;
+    assert_eq!(ids_of(&all), ["packages-Acme.Web.1.0.0"]);
 }

@@ -12,7 +12,7 @@ use super::{assert_error, send, server_with};
     clippy::print_stderr,
     reason = "a skipped test says so where the tester looks"
 )]
-fn postgres_configured() -> bool {
+pub(super) fn postgres_configured() -> bool {
     match test_database_url() {
         Ok(Some(_)) => true,
         Ok(None) => {
