@@ -376,39 +376,43 @@ fn process_package_references(process: &DeploymentProcess) -> Vec<PackageReferen
 }
 
 /// The versions each feed holds for the packages `references` use; a feed Cuttle does not
-/// host has no entry (its versions are taken on trust).
+/// host has no entry (its versions are taken on trust). The space's packages are read once.
 async fn feed_versions(
     state: &AppState,
     space_id: &str,
     references: &[PackageReferenceFact],
 ) -> Result<HashMap<(String, String), Vec<String>>, ApiError> {
-    let mut versions = HashMap::new();
-    for reference in references {
-        let key = (reference.feed_id.clone(), reference.package_id.clone());
-        if versions.contains_key(&key) || reference.feed_id != cuttle_domain::BUILT_IN_FEED_ID {
-            continue;
-        }
-        let held = built_in_feed_versions(state, space_id, &reference.package_id).await?;
-        versions.insert(key, held);
+    let mut versions: HashMap<(String, String), Vec<String>> = HashMap::new();
+    if !references
+        .iter()
+        .any(|reference| reference.feed_id == cuttle_domain::BUILT_IN_FEED_ID)
+    {
+        return Ok(versions);
     }
-    Ok(versions)
-}
-
-/// The versions of `package_id` in the space's built-in feed.
-async fn built_in_feed_versions(
-    state: &AppState,
-    space_id: &str,
-    package_id: &str,
-) -> Result<Vec<String>, ApiError> {
-    Ok(state
+    let packages = state
         .store()
         .list_resources::<cuttle_domain::Package>(&DocumentQuery::in_space(space_id))
         .await?
-        .items
-        .into_iter()
-        .filter(|package| package.package_id.eq_ignore_ascii_case(package_id))
-        .map(|package| package.version)
-        .collect())
+        .items;
+    for reference in references
+        .iter()
+        .filter(|reference| reference.feed_id == cuttle_domain::BUILT_IN_FEED_ID)
+    {
+        versions
+            .entry((reference.feed_id.clone(), reference.package_id.clone()))
+            .or_insert_with(|| {
+                packages
+                    .iter()
+                    .filter(|package| {
+                        package
+                            .package_id
+                            .eq_ignore_ascii_case(&reference.package_id)
+                    })
+                    .map(|package| package.version.clone())
+                    .collect()
+            });
+    }
+    Ok(versions)
 }
 
 /// The release resource's `SelectedPackages` as specs, so both ways of asking share one path.
