@@ -29,6 +29,11 @@ pub(crate) const CUTTLE_SSH_REMOTE_DIRECTORY: &str = "CUTTLE_SSH_REMOTE_DIRECTOR
 pub(crate) const CUTTLE_LOG: &str = "CUTTLE_LOG";
 /// The agent's home directory (default `~/.cuttle-agent`): `cuttle agent …`.
 pub(crate) const CUTTLE_AGENT_HOME: &str = "CUTTLE_AGENT_HOME";
-/// An API key for commands that call the REST API (`cuttle agent register`…), instead of
-/// `--api-key` on the command line, where other users of the machine could read it.
+/// An API key for commands that call the REST API (`cuttle agent register`, `cuttle deploy`…),
+/// instead of `--api-key` on the command line, where other users of the machine could read
+/// it. It overrides the key `cuttle login` saved.
 pub(crate) const CUTTLE_API_KEY: &str = "CUTTLE_API_KEY";
+/// The server the client commands call (`cuttle deploy`…), overriding `cuttle login`'s.
+pub(crate) const CUTTLE_SERVER: &str = "CUTTLE_SERVER";
+/// The space the client commands work in (name or id), overriding `cuttle login`'s.
+pub(crate) const CUTTLE_SPACE: &str = "CUTTLE_SPACE";

@@ -338,7 +338,7 @@ fn print_first_start_credentials(credentials: &FirstStartCredentials) -> anyhow:
 }
 
 /// Completes on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let interrupt = async {
         if let Err(error) = tokio::signal::ctrl_c().await {
             tracing::warn!("could not listen for Ctrl-C: {error}");
