@@ -4,6 +4,7 @@
 mod agents;
 mod auth;
 mod bad_input;
+mod cli;
 mod deployments;
 mod package_deployments;
 mod packages;
