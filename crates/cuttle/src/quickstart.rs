@@ -62,7 +62,7 @@ struct SavedCredentials {
 }
 
 pub(crate) async fn run(arguments: QuickstartArguments) -> anyhow::Result<()> {
-    let temporary_directory;
+    let mut temporary_directory = None;
     let root = match &arguments.data_dir {
         Some(directory) => {
             std::fs::create_dir_all(directory)
@@ -71,11 +71,13 @@ pub(crate) async fn run(arguments: QuickstartArguments) -> anyhow::Result<()> {
                 .with_context(|| format!("resolve {}", directory.display()))?
         }
         None => {
-            temporary_directory = tempfile::Builder::new()
+            let directory = tempfile::Builder::new()
                 .prefix("cuttle-quickstart-")
                 .tempdir()
                 .context("create a temporary directory")?;
-            temporary_directory.path().to_owned()
+            let root = directory.path().to_owned();
+            temporary_directory = Some(directory);
+            root
         }
     };
     let mut children = Vec::new();
@@ -97,6 +99,13 @@ pub(crate) async fn run(arguments: QuickstartArguments) -> anyhow::Result<()> {
         ))),
     };
     stop_all(&mut children).await;
+    // The logs of a failed run are what the user needs next: keep them, even in a temporary
+    // directory.
+    if outcome.is_err()
+        && let Some(directory) = temporary_directory
+    {
+        let _kept = directory.keep();
+    }
     outcome
 }
 
