@@ -676,7 +676,17 @@ async fn deploy_wait_streams_the_log_and_exit_codes_say_how_tasks_ended() {
         vec![server_step("Sleep", "echo sleeping; sleep 120", false)],
     )
     .await;
-    for project in ["Greeter", "Broken", "Sleeper"] {
+    let two_steps = create_project(&server, "Two Steps").await;
+    save_process(
+        &server,
+        &two_steps,
+        vec![
+            server_step("First", "echo first step ran", false),
+            server_step("Second", "echo second step ran", false),
+        ],
+    )
+    .await;
+    for project in ["Greeter", "Broken", "Sleeper", "Two Steps"] {
         user.run(&[
             "release",
             "create",
@@ -869,6 +879,94 @@ async fn deploy_wait_streams_the_log_and_exit_codes_say_how_tasks_ended() {
     assert_eq!(failed.as_array().map(Vec::len), Some(1));
     let all = user.run(&["task", "list", "--output", "json"]).await.json();
     assert!(all.as_array().map(Vec::len) >= Some(3), "{all}");
+
+    // --skip-step: the skipped step does not run.
+    let run = user
+        .run(&[
+            "deploy",
+            "--project",
+            "Two Steps",
+            "--release",
+            "1.0.0",
+            "--environment",
+            "Development",
+            "--skip-step",
+            "Second",
+            "--wait",
+            "--output",
+            "json",
+        ])
+        .await;
+    run.assert_code(0);
+    // With JSON output the log is not printed: stdout is the finished tasks.
+    let finished = run.json();
+    assert_eq!(finished[0]["State"], json!("Success"));
+    let task_id = finished[0]["Id"].as_str().expect("a task id").to_owned();
+    let log = user.run(&["task", "log", &task_id]).await;
+    assert!(log.stdout.contains("first step ran"), "{}", log.stdout);
+    assert!(!log.stdout.contains("second step ran"), "{}", log.stdout);
+    // --machine names targets, which must exist.
+    let run = user
+        .run(&[
+            "deploy",
+            "--project",
+            "Two Steps",
+            "--release",
+            "1.0.0",
+            "--environment",
+            "Development",
+            "--machine",
+            "web-01",
+        ])
+        .await;
+    run.assert_code(4);
+    assert!(
+        run.stderr.contains("target 'web-01' was not found"),
+        "{}",
+        run.stderr
+    );
+
+    // --guided-failure: the failed step waits for a person instead of failing the task.
+    let answer = user
+        .run(&[
+            "deploy",
+            "--project",
+            "Broken",
+            "--release",
+            "1.0.0",
+            "--environment",
+            "Development",
+            "--guided-failure",
+            "--output",
+            "json",
+        ])
+        .await;
+    answer.assert_code(0);
+    let guided_task = queued_task_id(&answer.json());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let shown = user
+            .run(&["task", "show", &guided_task, "--output", "json"])
+            .await
+            .json();
+        if shown["HasPendingInterruptions"] == json!(true) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline && shown["IsCompleted"] == json!(false),
+            "no interruption: {shown}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let run = user.run(&["task", "show", &guided_task]).await;
+    assert!(
+        run.stdout.contains("Interruptions:  pending"),
+        "{}",
+        run.stdout
+    );
+    user.run(&["task", "cancel", &guided_task])
+        .await
+        .assert_code(0);
 
     // Cancelled: `task wait` says so with exit 5.
     let answer = user
