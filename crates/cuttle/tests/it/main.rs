@@ -9,6 +9,7 @@ mod package_deployments;
 mod packages;
 mod postgres;
 mod resources;
+mod retention;
 mod startup;
 mod tasks;
 mod variables;
