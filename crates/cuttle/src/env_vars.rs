@@ -14,6 +14,8 @@ pub(crate) const CUTTLE_BOOTSTRAP_ADMIN_PASSWORD: &str = "CUTTLE_BOOTSTRAP_ADMIN
 pub(crate) const CUTTLE_MAX_JSON_BODY: &str = "CUTTLE_MAX_JSON_BODY";
 /// The largest package file the built-in feed accepts, in bytes (default 4 GiB).
 pub(crate) const CUTTLE_MAX_PACKAGE_SIZE: &str = "CUTTLE_MAX_PACKAGE_SIZE";
+/// Seconds between retention passes (releases and packages per lifecycle policy); 0 = never.
+pub(crate) const CUTTLE_RETENTION_INTERVAL: &str = "CUTTLE_RETENTION_INTERVAL";
 /// The master key that seals secrets (32 bytes, base64 or hex). Without it, `master.key` in
 /// the data directory is used, created on first start. Nodes sharing a database share it.
 pub(crate) const CUTTLE_MASTER_KEY: &str = "CUTTLE_MASTER_KEY";

@@ -10,6 +10,7 @@ mod package_deployments;
 mod packages;
 mod postgres;
 mod resources;
+mod retention;
 mod startup;
 mod tasks;
 mod variables;
