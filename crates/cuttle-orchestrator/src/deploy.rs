@@ -55,7 +55,7 @@ use crate::builtin::BUILT_IN_WORKER_NAME;
 use crate::context::{LogCategory, TaskContext};
 use crate::runner::{TaskHandler, TaskOutcome};
 use crate::scripts::run_script;
-use crate::transport::{EndpointKind, PackageFile, TargetAddress, Transport, Transports};
+use crate::transport::{PackageFile, TargetAddress, Transport, Transports};
 
 /// The task name of a deployment, as Octopus names it.
 pub const DEPLOY_TASK: &str = "Deploy";
@@ -1527,12 +1527,7 @@ impl DeploymentHandler {
             .await
             .map_err(|error| error.to_string())?;
         if !support.cache {
-            return Err(match EndpointKind::of(&address.endpoint) {
-                Some(EndpointKind::Ssh) => {
-                    "SSH targets cannot receive packages yet: deploy packages to agents".to_owned()
-                }
-                _ => "its agent has no package cache (it does not list the PackageCache feature); upgrade the agent".to_owned(),
-            });
+            return Err("its agent has no package cache (it does not list the PackageCache feature); upgrade the agent".to_owned());
         }
         acquire_on_target(transport, &address, file, delta_enabled)
             .await

@@ -92,19 +92,9 @@ pub(crate) async fn ensure_uploaded(
         Err(error) => return Err(upload_error(format!("could not look for it: {error}"))),
     }
 
-    for ancestor in directory.ancestors_and_self() {
-        if sftp.try_exists(ancestor.sftp()).await.unwrap_or(false) {
-            continue;
-        }
-        if let Err(error) = sftp.create_dir(ancestor.sftp()).await {
-            // Someone else may have made it meanwhile.
-            if !sftp.try_exists(ancestor.sftp()).await.unwrap_or(false) {
-                return Err(upload_error(format!(
-                    "could not create {ancestor}: {error}"
-                )));
-            }
-        }
-    }
+    create_directories(sftp, directory)
+        .await
+        .map_err(upload_error)?;
 
     let temporary = directory.join(&format!(
         ".{}.upload-{:016x}",
@@ -124,38 +114,31 @@ pub(crate) async fn ensure_uploaded(
     Ok(true)
 }
 
+/// Creates `directory` and its missing ancestors (`mkdir -p`).
+pub(crate) async fn create_directories(
+    sftp: &SftpSession,
+    directory: &RemotePath,
+) -> Result<(), String> {
+    for ancestor in directory.ancestors_and_self() {
+        if sftp.try_exists(ancestor.sftp()).await.unwrap_or(false) {
+            continue;
+        }
+        if let Err(error) = sftp.create_dir(ancestor.sftp()).await {
+            // Someone else may have made it meanwhile.
+            if !sftp.try_exists(ancestor.sftp()).await.unwrap_or(false) {
+                return Err(format!("could not create {ancestor}: {error}"));
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn write_file(
     sftp: &SftpSession,
     binary: &LocalBinary,
     temporary: &RemotePath,
 ) -> Result<(), String> {
-    let mut local = tokio::fs::File::open(&binary.path)
-        .await
-        .map_err(|error| format!("could not open {}: {error}", binary.path.display()))?;
-    let mut remote = sftp
-        .create(temporary.sftp())
-        .await
-        .map_err(|error| format!("could not create {temporary}: {error}"))?;
-    let mut buffer = vec![0u8; CHUNK];
-    let mut sent = 0u64;
-    loop {
-        let read = local
-            .read(&mut buffer)
-            .await
-            .map_err(|error| format!("could not read {}: {error}", binary.path.display()))?;
-        if read == 0 {
-            break;
-        }
-        remote
-            .write_all(&buffer[..read])
-            .await
-            .map_err(|error| format!("could not write {temporary}: {error}"))?;
-        sent += read as u64;
-    }
-    remote
-        .shutdown()
-        .await
-        .map_err(|error| format!("could not close {temporary}: {error}"))?;
+    let sent = send_file(sftp, &binary.path, temporary).await?;
     if sent != binary.length {
         return Err(format!(
             "the binary changed while it was sent ({sent} bytes, expected {})",
@@ -163,6 +146,66 @@ async fn write_file(
         ));
     }
     Ok(())
+}
+
+/// Streams the local file at `local` to `remote` (created or truncated); returns the bytes
+/// sent.
+pub(crate) async fn send_file(
+    sftp: &SftpSession,
+    local: &Path,
+    remote: &RemotePath,
+) -> Result<u64, String> {
+    let mut local_file = tokio::fs::File::open(local)
+        .await
+        .map_err(|error| format!("could not open {}: {error}", local.display()))?;
+    let mut remote_file = sftp
+        .create(remote.sftp())
+        .await
+        .map_err(|error| format!("could not create {remote}: {error}"))?;
+    let mut buffer = vec![0u8; CHUNK];
+    let mut sent = 0u64;
+    loop {
+        let read = local_file
+            .read(&mut buffer)
+            .await
+            .map_err(|error| format!("could not read {}: {error}", local.display()))?;
+        if read == 0 {
+            break;
+        }
+        remote_file
+            .write_all(&buffer[..read])
+            .await
+            .map_err(|error| format!("could not write {remote}: {error}"))?;
+        sent += read as u64;
+    }
+    remote_file
+        .shutdown()
+        .await
+        .map_err(|error| format!("could not close {remote}: {error}"))?;
+    Ok(sent)
+}
+
+/// Writes `bytes` to `remote` (created or truncated); returns the bytes sent.
+pub(crate) async fn send_bytes(
+    sftp: &SftpSession,
+    bytes: &[u8],
+    remote: &RemotePath,
+) -> Result<u64, String> {
+    let mut remote_file = sftp
+        .create(remote.sftp())
+        .await
+        .map_err(|error| format!("could not create {remote}: {error}"))?;
+    for chunk in bytes.chunks(CHUNK) {
+        remote_file
+            .write_all(chunk)
+            .await
+            .map_err(|error| format!("could not write {remote}: {error}"))?;
+    }
+    remote_file
+        .shutdown()
+        .await
+        .map_err(|error| format!("could not close {remote}: {error}"))?;
+    Ok(bytes.len() as u64)
 }
 
 /// Makes the upload executable and renames it to its final name.

@@ -7,8 +7,16 @@
 //! cuttle exec status --ticket T --after N         {"Status":{…ScriptStatus…}}
 //! cuttle exec cancel --ticket T                   {"Done":"cancel"}
 //! cuttle exec complete --ticket T                 {"Done":"complete"}
+//! cuttle exec packages --package-id ID            {"Packages":[{…CachedPackage…}…]}
+//! cuttle exec package-add --file F --package J    {"Package":{…CachedPackage…}}
+//! cuttle exec package-signature --sha256 H        {"Signature":"<base64>"}
+//! cuttle exec package-apply-delta --basis H --delta F --package J   {"Package":{…}}
 //! any of them, when it fails                      {"Error":{"Kind":…,"Message":…}}
 //! ```
+//!
+//! The package commands work on the target's package cache, `packages` beside the executor
+//! root (`~/.cuttle/packages` for the default root); see [`package_cache_directory`]. A
+//! package deployment's relative `PackagePath` is a file name in that cache.
 //!
 //! `Line` and `Result` are written by [`cuttle_exec::run_foreground`] itself
 //! ([`ExecResult`] reads its `ForegroundResult`). The process exits 0 when it wrote what it
@@ -21,7 +29,8 @@
 use std::path::{Path, PathBuf};
 
 use cuttle_exec::{
-    Artifact, ExecError, LogLine, OutputVariable, Progress, ScriptState, ScriptStatus, StartOutcome,
+    Artifact, CachedPackage, ExecError, LogLine, OutputVariable, Progress, ScriptState,
+    ScriptStatus, StartOutcome,
 };
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +41,14 @@ pub const CANCEL_REQUESTS_DIRECTORY: &str = "cancel-requests";
 /// `ticket` must be valid ([`cuttle_exec::validate_ticket`]), so the path stays under `root`.
 pub fn cancel_request_path(root: &Path, ticket: &str) -> PathBuf {
     root.join(CANCEL_REQUESTS_DIRECTORY).join(ticket)
+}
+
+/// The directory name, beside the executor root, of the target's package cache.
+pub const PACKAGE_CACHE_DIRECTORY: &str = "packages";
+
+/// The package cache of the executor rooted at `root`: `packages` beside it.
+pub fn package_cache_directory(root: &Path) -> PathBuf {
+    root.parent().unwrap_or(root).join(PACKAGE_CACHE_DIRECTORY)
 }
 
 /// One line of `cuttle exec` output.
@@ -47,11 +64,23 @@ pub enum ExecRecord {
     Status(ScriptStatus),
     /// `cancel` or `complete` did its work; names the subcommand.
     Done(String),
+    /// The answer of `cuttle exec packages`: the cached versions of one package.
+    Packages(Vec<CachedPackage>),
+    /// A package now in the cache (`package-add`, `package-apply-delta`).
+    Package(CachedPackage),
+    /// The delta signature of a cached package, base64.
+    Signature(String),
     /// The command failed; nothing else follows.
     Error(ExecFailure),
 }
 
 impl ExecRecord {
+    /// The `Signature` record of a delta signature.
+    pub fn signature(signature: &[u8]) -> ExecRecord {
+        use base64::Engine as _;
+        ExecRecord::Signature(base64::engine::general_purpose::STANDARD.encode(signature))
+    }
+
     /// The record as one line of JSON, newline included.
     pub fn to_line(&self) -> String {
         // Plain data with string keys: serializing cannot fail.

@@ -23,8 +23,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cuttle_exec::{ScriptRequest, ScriptStatus, StartOutcome, validate_ticket};
-use cuttle_orchestrator::{HealthReport, TargetAddress, Transport, TransportError};
+use cuttle_exec::{CachedPackage, ScriptRequest, ScriptStatus, StartOutcome, validate_ticket};
+use cuttle_orchestrator::{
+    HealthReport, PackageFile, PackageSupport, TargetAddress, Transport, TransportError,
+};
 use russh::ChannelMsg;
 use russh::client::Msg;
 use russh_sftp::client::SftpSession;
@@ -55,8 +57,12 @@ pub struct SshTransportOptions {
     pub local_binary: Option<PathBuf>,
     /// Where binaries go on the target: absolute, or relative to the login user's home.
     pub remote_binary_directory: String,
-    /// The executor root on the target (`cuttle exec --root`), same rules.
+    /// The executor root on the target (`cuttle exec --root`), same rules. The target's
+    /// package cache is `packages` beside it.
     pub remote_work_directory: String,
+    /// Where package files and deltas are uploaded before `cuttle exec` moves them into the
+    /// package cache, same rules.
+    pub remote_upload_directory: String,
     /// How long connecting (TCP, handshake, authentication) or opening a channel may take.
     pub connect_timeout: Duration,
     /// How long a short command (`status`, `cancel`, `complete`, the health check, the start
@@ -76,6 +82,7 @@ impl Default for SshTransportOptions {
             local_binary: None,
             remote_binary_directory: ".cuttle/bin".to_owned(),
             remote_work_directory: ".cuttle/work".to_owned(),
+            remote_upload_directory: ".cuttle/uploads".to_owned(),
             connect_timeout: Duration::from_secs(15),
             command_timeout: Duration::from_secs(60),
             channels_per_connection: 10,
@@ -106,6 +113,7 @@ struct Inner {
     options: SshTransportOptions,
     binary_directory: RemotePath,
     work_directory: RemotePath,
+    upload_directory: RemotePath,
     binary: tokio::sync::OnceCell<LocalBinary>,
     pools: Mutex<HashMap<PoolKey, Arc<Pool>>>,
     tickets: Mutex<HashMap<(PoolKey, String), Arc<TicketEntry>>>,
@@ -164,6 +172,7 @@ impl SshTransport {
                 },
                 binary_directory: RemotePath::new(&options.remote_binary_directory),
                 work_directory: RemotePath::new(&options.remote_work_directory),
+                upload_directory: RemotePath::new(&options.remote_upload_directory),
                 options,
                 binary: tokio::sync::OnceCell::new(),
                 pools: Mutex::new(HashMap::new()),
@@ -228,8 +237,24 @@ impl Inner {
         if pool.binary_present.load(Ordering::SeqCst) {
             return Ok(path);
         }
+        let (sftp, _slot) = self.open_sftp(pool, target, &path).await?;
+        let uploaded =
+            ensure_uploaded(&sftp, binary, &self.binary_directory, &target.address()).await;
+        let _closed = sftp.close().await;
+        uploaded?;
+        pool.binary_present.store(true, Ordering::SeqCst);
+        Ok(path)
+    }
+
+    /// An SFTP session on a channel of its own; the slot counts the channel until dropped.
+    async fn open_sftp(
+        &self,
+        pool: &Pool,
+        target: &SshTarget,
+        path: &RemotePath,
+    ) -> Result<(SftpSession, Slot), SshError> {
         let lease = pool.open_channel(&self.connector, target).await?;
-        let (channel, _slot) = lease.into_parts();
+        let (channel, slot) = lease.into_parts();
         let lost = |error: &dyn std::fmt::Display| SshError::Upload {
             address: target.address(),
             path: path.to_string(),
@@ -242,12 +267,54 @@ impl Inner {
         let sftp = SftpSession::new(channel.into_stream())
             .await
             .map_err(|error| lost(&error))?;
-        let uploaded =
-            ensure_uploaded(&sftp, binary, &self.binary_directory, &target.address()).await;
+        Ok((sftp, slot))
+    }
+
+    /// Uploads `source` to a fresh name in the upload directory; returns that path and the
+    /// bytes sent. On failure the partial file is removed.
+    async fn upload(
+        &self,
+        target: &SshTarget,
+        source: UploadSource<'_>,
+        kind: &str,
+    ) -> Result<(RemotePath, u64), SshError> {
+        let pool = self.pool(&target.key);
+        let remote = self
+            .upload_directory
+            .join(&format!("{kind}-{:016x}", rand::random::<u64>()));
+        let (sftp, _slot) = self.open_sftp(&pool, target, &remote).await?;
+        let sent = async {
+            crate::binary::create_directories(&sftp, &self.upload_directory).await?;
+            match source {
+                UploadSource::File(local) => crate::binary::send_file(&sftp, local, &remote).await,
+                UploadSource::Bytes(bytes) => {
+                    crate::binary::send_bytes(&sftp, bytes, &remote).await
+                }
+            }
+        }
+        .await;
+        if sent.is_err() {
+            let _removed = sftp.remove_file(remote.sftp()).await;
+        }
         let _closed = sftp.close().await;
-        uploaded?;
-        pool.binary_present.store(true, Ordering::SeqCst);
-        Ok(path)
+        let sent = sent.map_err(|reason| SshError::Upload {
+            address: target.address(),
+            path: remote.to_string(),
+            reason,
+        })?;
+        Ok((remote, sent))
+    }
+
+    /// Runs a package cache command whose answer must be a `Package` record.
+    async fn run_package_command(
+        &self,
+        target: &SshTarget,
+        arguments: &[&str],
+    ) -> Result<cuttle_exec::CachedPackage, SshError> {
+        match self.run_exec(target, arguments).await? {
+            ExecRecord::Package(package) => Ok(package),
+            other => Err(unexpected_record(target, arguments, &other)),
+        }
     }
 
     /// The command line that runs `cuttle exec` with `arguments` on the target.
@@ -689,6 +756,24 @@ async fn follow(
     drop(slot);
 }
 
+/// What [`Inner::upload`] sends.
+enum UploadSource<'a> {
+    File(&'a std::path::Path),
+    Bytes(&'a [u8]),
+}
+
+fn unexpected_record(target: &SshTarget, arguments: &[&str], record: &ExecRecord) -> SshError {
+    let reason = match record {
+        ExecRecord::Error(failure) => failure.message.clone(),
+        other => format!("it answered {other:?}"),
+    };
+    SshError::Remote {
+        address: target.address(),
+        command: format!("cuttle exec {}", arguments.first().copied().unwrap_or("")),
+        reason,
+    }
+}
+
 #[async_trait]
 impl Transport for SshTransport {
     async fn check_health(&self, target: &TargetAddress) -> Result<HealthReport, TransportError> {
@@ -747,6 +832,122 @@ impl Transport for SshTransport {
         };
         result.map_err(|error| error.into_transport_error(&target.name))
     }
+
+    /// `cuttle exec` deploys packages and keeps a package cache, like an agent.
+    async fn package_support(
+        &self,
+        _target: &TargetAddress,
+    ) -> Result<PackageSupport, TransportError> {
+        Ok(PackageSupport {
+            deploy: true,
+            cache: true,
+        })
+    }
+
+    async fn cached_packages(
+        &self,
+        target: &TargetAddress,
+        package_id: &str,
+    ) -> Result<Vec<CachedPackage>, TransportError> {
+        let result = async {
+            let ssh_target = SshTarget::from_address(target)?;
+            let arguments = ["packages", "--package-id", package_id];
+            match self.inner.run_exec(&ssh_target, &arguments).await? {
+                ExecRecord::Packages(packages) => Ok(packages),
+                other => Err(unexpected_record(&ssh_target, &arguments, &other)),
+            }
+        }
+        .await;
+        result.map_err(|error| error.into_transport_error(&target.name))
+    }
+
+    async fn package_signature(
+        &self,
+        target: &TargetAddress,
+        sha256: &str,
+    ) -> Result<Vec<u8>, TransportError> {
+        let result = async {
+            let ssh_target = SshTarget::from_address(target)?;
+            let arguments = ["package-signature", "--sha256", sha256];
+            match self.inner.run_exec(&ssh_target, &arguments).await? {
+                ExecRecord::Signature(text) => {
+                    use base64::Engine as _;
+                    base64::engine::general_purpose::STANDARD
+                        .decode(text)
+                        .map_err(|error| SshError::Remote {
+                            address: ssh_target.address(),
+                            command: "cuttle exec package-signature".to_owned(),
+                            reason: format!("the signature is not base64: {error}"),
+                        })
+                }
+                other => Err(unexpected_record(&ssh_target, &arguments, &other)),
+            }
+        }
+        .await;
+        result.map_err(|error| error.into_transport_error(&target.name))
+    }
+
+    async fn upload_package(
+        &self,
+        target: &TargetAddress,
+        file: &PackageFile,
+    ) -> Result<CachedPackage, TransportError> {
+        let result = async {
+            let ssh_target = SshTarget::from_address(target)?;
+            let record = package_record(&file.package);
+            let (remote, _sent) = self
+                .inner
+                .upload(&ssh_target, UploadSource::File(&file.path), "package")
+                .await?;
+            self.inner
+                .run_package_command(
+                    &ssh_target,
+                    &["package-add", "--file", remote.sftp(), "--package", &record],
+                )
+                .await
+        }
+        .await;
+        result.map_err(|error| error.into_transport_error(&target.name))
+    }
+
+    async fn apply_package_delta(
+        &self,
+        target: &TargetAddress,
+        basis_sha256: &str,
+        delta: Vec<u8>,
+        package: &CachedPackage,
+    ) -> Result<CachedPackage, TransportError> {
+        let result = async {
+            let ssh_target = SshTarget::from_address(target)?;
+            let (remote, _sent) = self
+                .inner
+                .upload(&ssh_target, UploadSource::Bytes(&delta), "delta")
+                .await?;
+            let record = package_record(package);
+            self.inner
+                .run_package_command(
+                    &ssh_target,
+                    &[
+                        "package-apply-delta",
+                        "--basis",
+                        basis_sha256,
+                        "--delta",
+                        remote.sftp(),
+                        "--package",
+                        &record,
+                    ],
+                )
+                .await
+        }
+        .await;
+        result.map_err(|error| error.into_transport_error(&target.name))
+    }
+}
+
+/// A package record as `cuttle exec --package` takes it.
+fn package_record(package: &CachedPackage) -> String {
+    // Plain data with string keys: serializing cannot fail.
+    serde_json::to_string(package).unwrap_or_default()
 }
 
 #[cfg(test)]

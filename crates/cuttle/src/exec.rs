@@ -12,6 +12,11 @@
 //!   end of input, anything else, or nothing for ten minutes leaves the ticket for `status`
 //!   and `complete`.
 //! - `cuttle exec status|cancel|complete --ticket T` re-attach and clean up, one JSON record.
+//! - `cuttle exec packages|package-add|package-signature|package-apply-delta` keep the
+//!   target's package cache (`packages` beside the root), as an agent's cache RPCs do: the
+//!   server lists what is cached, uploads a file over SFTP and has it added (checked against
+//!   its SHA-256), or asks for a signature and sends a delta. A package deployment's relative
+//!   `PackagePath` names a file of that cache.
 //!
 //! The records are `cuttle_ssh::protocol::ExecRecord`. The exit code is 0 when the command did
 //! its work (the script's exit code is in the `Result` record) and 1 after an `Error` record.
@@ -29,10 +34,12 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use cuttle_exec::{
-    ExecError, Executor, ForegroundFormat, ScriptRequest, StartOutcome, run_foreground,
-    validate_ticket,
+    CachedPackage, ExecError, Executor, ForegroundFormat, PackageCache, ScriptRequest,
+    StartOutcome, run_foreground, validate_ticket,
 };
-use cuttle_ssh::protocol::{ExecFailure, ExecFailureKind, ExecRecord, cancel_request_path};
+use cuttle_ssh::protocol::{
+    ExecFailure, ExecFailureKind, ExecRecord, cancel_request_path, package_cache_directory,
+};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
 /// The largest request read from standard input, in bytes.
@@ -79,6 +86,35 @@ enum ExecCommand {
         #[arg(long)]
         ticket: String,
     },
+    /// List the cached versions of a package.
+    Packages {
+        #[arg(long)]
+        package_id: String,
+    },
+    /// Move an uploaded file into the package cache, checked against the record's SHA-256.
+    PackageAdd {
+        /// The uploaded file; removed once added (or refused).
+        #[arg(long)]
+        file: PathBuf,
+        /// The package's record (`CachedPackage` JSON).
+        #[arg(long)]
+        package: String,
+    },
+    /// Print the delta signature of a cached package, base64.
+    PackageSignature {
+        #[arg(long)]
+        sha256: String,
+    },
+    /// Patch a cached package with an uploaded delta into the cache as `--package`.
+    PackageApplyDelta {
+        #[arg(long)]
+        basis: String,
+        /// The uploaded delta; removed afterwards.
+        #[arg(long)]
+        delta: PathBuf,
+        #[arg(long)]
+        package: String,
+    },
 }
 
 /// Runs `cuttle exec`; the exit code is 1 when an `Error` record was written.
@@ -99,6 +135,7 @@ async fn run_async(arguments: ExecArguments) -> anyhow::Result<ExitCode> {
             Some(ExecCommand::Status { ticket, after }) => status(&root, &ticket, after).await,
             Some(ExecCommand::Cancel { ticket }) => cancel(&root, &ticket).await,
             Some(ExecCommand::Complete { ticket }) => complete(&root, &ticket).await,
+            Some(package_command) => package_cache_command(&root, package_command).await,
         },
         Err(failure) => Err(failure),
     };
@@ -186,6 +223,8 @@ async fn foreground(
         )
     })?;
     request.validate().map_err(|error| exec_failure(&error))?;
+    let mut request = request;
+    resolve_package_path(root, &mut request)?;
 
     // Whether this run starts the ticket. Another process could start it in between; then
     // this run re-attaches and the answer is off by one word, never a second run.
@@ -219,6 +258,93 @@ async fn foreground(
         // The ticket stays for `cuttle exec status` and `cuttle exec complete`.
         _ => Ok(None),
     }
+}
+
+/// A package deployment's relative `PackagePath` is a file of the target's package cache.
+fn resolve_package_path(root: &Path, request: &mut ScriptRequest) -> Result<(), ExecFailure> {
+    let Some(deployment) = &mut request.package_deployment else {
+        return Ok(());
+    };
+    if deployment.package_path.is_absolute() {
+        return Ok(());
+    }
+    let cache = open_package_cache(root)?;
+    let name = deployment.package_path.to_string_lossy().into_owned();
+    deployment.package_path = cache.resolve_file_name(&name).ok_or_else(|| {
+        ExecFailure::new(
+            ExecFailureKind::InvalidRequest,
+            format!(
+                "the package file {name} is not in the package cache {}",
+                cache.directory().display()
+            ),
+        )
+    })?;
+    Ok(())
+}
+
+fn open_package_cache(root: &Path) -> Result<PackageCache, ExecFailure> {
+    let directory = package_cache_directory(root);
+    PackageCache::open(&directory).map_err(|error| {
+        failed(format!(
+            "could not open the package cache {}: {error}",
+            directory.display()
+        ))
+    })
+}
+
+fn parse_package(text: &str) -> Result<CachedPackage, ExecFailure> {
+    serde_json::from_str(text).map_err(|error| {
+        ExecFailure::new(
+            ExecFailureKind::InvalidRequest,
+            format!("--package is not a package record: {error}"),
+        )
+    })
+}
+
+/// The package cache subcommands; each answers one record. File work runs on a blocking
+/// thread: hashing and patching a large package takes seconds.
+async fn package_cache_command(
+    root: &Path,
+    command: ExecCommand,
+) -> Result<Option<ExecRecord>, ExecFailure> {
+    let cache = open_package_cache(root)?;
+    let answer = tokio::task::spawn_blocking(move || -> Result<ExecRecord, ExecFailure> {
+        let cache_failure = |error: cuttle_exec::PackageCacheError| failed(error.to_string());
+        match command {
+            ExecCommand::Packages { package_id } => {
+                Ok(ExecRecord::Packages(cache.list(&package_id)))
+            }
+            ExecCommand::PackageAdd { file, package } => {
+                let added = parse_package(&package)
+                    .and_then(|package| cache.insert_copy(&package, &file).map_err(cache_failure));
+                let _removed = std::fs::remove_file(&file);
+                added.map(ExecRecord::Package)
+            }
+            ExecCommand::PackageSignature { sha256 } => {
+                let signature = cache.signature(&sha256).map_err(cache_failure)?;
+                Ok(ExecRecord::signature(&signature))
+            }
+            ExecCommand::PackageApplyDelta {
+                basis,
+                delta,
+                package,
+            } => {
+                let applied = parse_package(&package).and_then(|package| {
+                    cache
+                        .apply_delta(&basis, &delta, &package)
+                        .map_err(cache_failure)
+                });
+                let _removed = std::fs::remove_file(&delta);
+                applied.map(ExecRecord::Package)
+            }
+            ExecCommand::Status { .. }
+            | ExecCommand::Cancel { .. }
+            | ExecCommand::Complete { .. } => Err(failed("not a package cache command")),
+        }
+    })
+    .await
+    .map_err(|error| failed(format!("the package cache command failed: {error}")))??;
+    Ok(Some(answer))
 }
 
 /// Resolves when SIGTERM or SIGINT arrives or the ticket's cancel marker appears.

@@ -135,6 +135,7 @@ pub(crate) async fn run(arguments: ServerArguments) -> anyhow::Result<()> {
     let ssh_options = cuttle_ssh::SshTransportOptions {
         remote_binary_directory: format!("{}/bin", arguments.ssh_remote_directory),
         remote_work_directory: format!("{}/work", arguments.ssh_remote_directory),
+        remote_upload_directory: format!("{}/uploads", arguments.ssh_remote_directory),
         ..cuttle_ssh::SshTransportOptions::default()
     };
     transports.register(

@@ -14,11 +14,12 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use cuttle_domain::Endpoint;
+use cuttle_exec::package_deployment::{JournalIdentity, PackageDeployment};
 use cuttle_exec::{
-    Isolation, LogLine, ScriptRequest, ScriptState, ScriptStatus, ScriptSyntax, ScriptVariable,
-    StartOutcome,
+    CachedPackage, Isolation, LogLine, ScriptRequest, ScriptState, ScriptStatus, ScriptSyntax,
+    ScriptVariable, StartOutcome,
 };
-use cuttle_orchestrator::{TargetAddress, Transport, TransportError};
+use cuttle_orchestrator::{PackageFile, TargetAddress, Transport, TransportError};
 use cuttle_ssh::protocol::{ExecFailureKind, ExecRecord};
 use cuttle_ssh::{
     HostKeyFingerprint, SshAccount, SshAuth, SshTransport, SshTransportOptions, StaticCredentials,
@@ -240,6 +241,7 @@ impl Sshd {
             local_binary: Some(PathBuf::from(CUTTLE)),
             remote_binary_directory: shared_binary_directory().display().to_string(),
             remote_work_directory: self.directory.path().join("work").display().to_string(),
+            remote_upload_directory: self.directory.path().join("uploads").display().to_string(),
             connect_timeout: Duration::from_secs(10),
             command_timeout: Duration::from_secs(30),
             ..SshTransportOptions::default()
@@ -1239,5 +1241,169 @@ async fn an_ssh_target_is_checked_and_runs_scripts_through_the_server() {
             .unwrap_or_default()
             .contains("changed"),
         "{refused}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Packages
+
+/// A zip holding `version.txt` and 256 KiB of content that changes little between versions,
+/// so a delta between two versions is small.
+fn web_package(directory: &Path, version: &str) -> (PathBuf, CachedPackage) {
+    let path = directory.join(format!("web.{version}.zip"));
+    let mut writer = zip::ZipWriter::new(std::fs::File::create(&path).expect("create the zip"));
+    let stored =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    writer
+        .start_file("version.txt", stored)
+        .expect("start an entry");
+    writer.write_all(version.as_bytes()).expect("write");
+    writer
+        .start_file("data.bin", stored)
+        .expect("start an entry");
+    let data: Vec<u8> = (0..256 * 1024u32)
+        .map(|index| (index.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    writer.write_all(&data).expect("write");
+    writer.finish().expect("finish the zip");
+    let bytes = std::fs::read(&path).expect("read the zip");
+    let package = CachedPackage {
+        package_id: "web".to_owned(),
+        version: version.to_owned(),
+        file_extension: ".zip".to_owned(),
+        sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+        length: bytes.len() as u64,
+    };
+    (path, package)
+}
+
+#[tokio::test]
+async fn packages_reach_the_target_cache_in_full_and_as_deltas_and_deploy_there() {
+    let Some(sshd) = start_sshd(SshdConfig::default()) else {
+        return;
+    };
+    let transport = sshd.transport();
+    let target = sshd.pinned_target();
+    prepare(&transport, &target).await;
+    let local = tempfile::tempdir().expect("temporary directory");
+
+    let support = transport.package_support(&target).await.expect("support");
+    assert!(support.deploy && support.cache, "{support:?}");
+    assert_eq!(
+        transport
+            .cached_packages(&target, "web")
+            .await
+            .expect("list"),
+        []
+    );
+
+    // The first version goes whole, over SFTP, and is checked on the target.
+    let (first_path, first) = web_package(local.path(), "1.0.0");
+    let stored = transport
+        .upload_package(
+            &target,
+            &PackageFile {
+                package: first.clone(),
+                path: first_path,
+            },
+        )
+        .await
+        .expect("upload the package");
+    assert_eq!(stored, first);
+    assert_eq!(
+        transport
+            .cached_packages(&target, "web")
+            .await
+            .expect("list"),
+        std::slice::from_ref(&first)
+    );
+    let cache = sshd.directory.path().join("packages");
+    assert!(cache.join(first.file_name()).is_file());
+    // Nothing is left in the upload directory.
+    let uploads: Vec<_> = std::fs::read_dir(sshd.directory.path().join("uploads"))
+        .expect("the upload directory")
+        .collect();
+    assert!(uploads.is_empty(), "{uploads:?}");
+
+    // A file whose content does not match its record is refused and removed.
+    let (wrong_path, mut wrong) = web_package(local.path(), "1.0.5");
+    wrong.sha256 = "0".repeat(64);
+    let refused = transport
+        .upload_package(
+            &target,
+            &PackageFile {
+                package: wrong,
+                path: wrong_path,
+            },
+        )
+        .await
+        .expect_err("a checksum mismatch");
+    let message = refused.to_string();
+    assert!(message.contains("0000000000"), "{message}");
+
+    // The next version goes as a delta against the cached one.
+    let (second_path, second) = web_package(local.path(), "1.0.1");
+    let signature = transport
+        .package_signature(&target, &first.sha256)
+        .await
+        .expect("the signature");
+    let delta = match cuttle_delta::plan_delta(&signature, &second_path).expect("plan") {
+        cuttle_delta::DeltaPlan::SendDelta(delta) => delta,
+        cuttle_delta::DeltaPlan::SendFull { .. } => panic!("the versions differ by a few bytes"),
+    };
+    assert!(
+        (delta.bytes.len() as u64) < second.length / 10,
+        "{} bytes of delta for {} bytes",
+        delta.bytes.len(),
+        second.length
+    );
+    let patched = transport
+        .apply_package_delta(&target, &first.sha256, delta.bytes, &second)
+        .await
+        .expect("apply the delta");
+    assert_eq!(patched, second);
+
+    // A package deployment names the cached file; `cuttle exec` finds it in its cache.
+    let applications = sshd.directory.path().join("Applications");
+    let mut request = ScriptRequest::new("package-1", ScriptSyntax::Bash, "");
+    request.package_deployment = Some(PackageDeployment {
+        package_id: "web".into(),
+        version: "1.0.1".into(),
+        package_path: second.file_name().into(),
+        package_sha256: Some(second.sha256.clone()),
+        applications_directory: Some(applications.clone()),
+        environment_name: "Production".into(),
+        tenant_name: None,
+        configured_scripts: Vec::new(),
+        run_packaged_scripts: true,
+        substitute_in_files: Vec::new(),
+        structured_variable_files: Vec::new(),
+        custom_installation_directory: None,
+        skip_if_already_installed: false,
+        retention_keep_count: None,
+        journal: JournalIdentity {
+            deployment_id: "Deployments-1".into(),
+            environment_id: "Environments-1".into(),
+            project_id: "Projects-1".into(),
+            step_name: "Deploy web".into(),
+            machine_id: "Machines-1".into(),
+            tenant_id: None,
+        },
+    });
+    transport
+        .start_script(&target, &request)
+        .await
+        .expect("start the package deployment");
+    let (status, lines) = wait_until_finished(&transport, &target, "package-1", 0).await;
+    assert_eq!(
+        status.state,
+        ScriptState::Complete { exit_code: 0 },
+        "{:#?}",
+        texts(&lines)
+    );
+    let installed = applications.join("Production/web/1.0.1/version.txt");
+    assert_eq!(
+        std::fs::read_to_string(&installed).expect("the installed file"),
+        "1.0.1"
     );
 }
