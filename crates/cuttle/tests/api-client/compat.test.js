@@ -36,7 +36,9 @@ const {
   ServerTaskWaiter,
   SpaceRepository,
   SpaceServerTaskRepository,
+  checkForCapability,
   resolveSpaceId,
+  userGetCurrent,
 } = require("@octopusdeploy/api-client");
 
 function required(name) {
@@ -239,6 +241,11 @@ test("Client.create reads a version that passes the client's gate", async () => 
     `Version ${information.version} is below 2022.3.5512`,
   );
   assert.equal(typeof information.installationId, "string");
+  // Helpers the package exports besides the repositories.
+  assert.equal(await checkForCapability(client, "CreateReleaseCommandV1", "2022.3"), null);
+  assert.equal(await checkForCapability(client, "CreateDeploymentUntenantedCommandV1", "2022.3"), null);
+  const user = await userGetCurrent(client);
+  assertShape(user, { Id: "string", Username: "string", IsActive: "boolean", Identities: "array" }, "users/me");
 });
 
 test("the space resolves by name, exactly, with the client's own lookup", async () => {
@@ -249,6 +256,9 @@ test("the space resolves by name, exactly, with the client's own lookup", async 
   assertShape(spaces, { TotalResults: "number", Items: "array" }, "spaces");
   assertCollection(spaces, NAMED, "spaces");
   assert.ok(spaces.Items.some((space) => space.Name === spaceName && space.Id === state.spaceId));
+  const space = await new SpaceRepository(client).get(state.spaceId);
+  assertShape(space, NAMED, "space");
+  assert.equal(space.Name, spaceName);
   // A name no space has: TotalResults 0, which the client turns into its own message.
   await assert.rejects(resolveSpaceId(client, "No Such Space"), /No spaces exist with name 'No Such Space'/);
 });
@@ -273,6 +283,10 @@ test("environments, lifecycles and project groups list by name and by ids", asyn
   assert.deepEqual(byIdsV2.Items.map((item) => item.Id).sort(), [...ids].sort());
   const one = await environments.get(ids[0]);
   assertShape(one, NAMED, "environment");
+  // The client's own lookup: environments/v2?partialName, names compared ignoring case.
+  const byName = await environments.getEnvironmentByName("development");
+  assert.equal(byName?.Id, state.environments.Development.Id);
+  assert.equal(await environments.getEnvironmentByName("Nowhere"), null);
 
   const lifecycles = new LifecycleRepository(client, spaceName);
   const lifecycleList = await lifecycles.list({ partialName: "Default" });
@@ -507,7 +521,8 @@ test("errors: 400 for a deployment the lifecycle does not allow yet, and for an 
 
 test("deploy-release to Development, then Test; await-task sees Success", async () => {
   for (const environment of ["Development", "Test"]) {
-    const [{ taskId }] = await deployRelease("Hello Web", "1.0.0", [environment]);
+    const deployed = await deployRelease("Hello Web", "1.0.0", [environment]);
+    const [{ taskId }] = deployed;
     const task = await waitForTask(taskId);
     const log = await rawLog(taskId);
     assert.equal(task.State, "Success", log);
@@ -516,6 +531,14 @@ test("deploy-release to Development, then Test; await-task sees Success", async 
     assert.ok(log.includes(`rebuilt Deploy.sh ran on ${targetName}`), log);
     assert.ok(log.includes(`PostDeploy in ${environment} on ${targetName}`), log);
     assert.ok(!log.includes("first Deploy.sh"), log);
+
+    const [{ deploymentId }] = deployed;
+    const deployment = await new DeploymentRepository(await connect(USER_AGENTS.deploy), spaceName).get(deploymentId);
+    assertShape(deployment, { Id: "string", TaskId: "string", EnvironmentId: "string", ReleaseId: "string" }, "deployment");
+    assert.deepEqual(
+      [deployment.TaskId, deployment.EnvironmentId, deployment.ReleaseId],
+      [taskId, state.environments[environment].Id, state.releaseId],
+    );
 
     const tasks = new SpaceServerTaskRepository(await connect(USER_AGENTS.awaitTask), spaceName);
     const byId = await tasks.getById(taskId);
@@ -558,6 +581,31 @@ test("a sleeping script is canceled through the client and ends Canceled", async
   assert.equal(task.FinishedSuccessfully, false);
   assert.ok(Date.now() - started < 30_000, "cancel took longer than 30 s");
   assert.ok(!(await rawLog(taskId)).includes("woke up"));
+});
+
+test("a deployment scheduled with RunAt waits Queued, and is canceled before it starts", async () => {
+  const client = await connect(USER_AGENTS.deploy);
+  // deploy_at / deploy_at_expiry, as the action sends them (Dates, JSON with milliseconds).
+  const runAt = new Date(Date.now() + 3_600_000);
+  const response = await new DeploymentRepository(client, spaceName).create({
+    spaceName,
+    ProjectName: "Hello Web",
+    ReleaseVersion: "1.1.0",
+    EnvironmentNames: ["Development"],
+    UseGuidedFailure: true,
+    RunAt: runAt,
+    NoRunAfter: new Date(runAt.getTime() + 3_600_000),
+    Variables: {},
+  });
+  assertShape(response, { DeploymentServerTasks: "array" }, "scheduled deploy response");
+  const [{ ServerTaskId: taskId }] = response.DeploymentServerTasks;
+  const tasks = new SpaceServerTaskRepository(await connect(USER_AGENTS.awaitTask), spaceName);
+  const queued = await tasks.getById(taskId);
+  assertTask(queued, "scheduled task");
+  assert.equal(queued.State, "Queued");
+  await new ServerTaskRepository(client).cancel(taskId);
+  const task = await waitForTask(taskId);
+  assert.equal(task.State, "Canceled");
 });
 
 test("errors: 401 for a wrong API key, 404 for an unknown task", async () => {

@@ -227,9 +227,28 @@ async fn the_official_npm_client_pushes_releases_deploys_awaits_and_cancels() {
          {NODE_TIMEOUT:?}):\n{output}\n--- server log ---\n{}\n--- agent log ---\n{agent_log}",
         tail(&server.log(), 300)
     );
-    // The spec reporter ends with counts; a run that tested nothing must not pass.
-    assert!(output.contains("ℹ fail 0"), "{output}");
-    assert!(!output.contains("ℹ pass 0"), "{output}");
+    // The spec reporter ends with counts: every top-level test in the file must have passed,
+    // none skipped.
+    let source = std::fs::read_to_string(directory.join("compat.test.js")).expect("the JS test");
+    let n_tests = source
+        .lines()
+        .filter(|line| line.starts_with("test("))
+        .count();
+    assert!(
+        n_tests >= 10,
+        "found only {n_tests} tests in compat.test.js"
+    );
+    for expected in [
+        format!("ℹ pass {n_tests}\n"),
+        "ℹ fail 0\n".to_owned(),
+        "ℹ skipped 0\n".to_owned(),
+        "ℹ todo 0\n".to_owned(),
+    ] {
+        assert!(
+            output.contains(&expected),
+            "expected {expected:?} in:\n{output}"
+        );
+    }
     server.cleanup().await.expect("clean up");
 }
 
@@ -280,5 +299,32 @@ async fn idle_http_connections_are_closed_after_the_idle_timeout() {
 
     // A connection that never sends a request.
     closes_within(std::net::TcpStream::connect(&address).expect("connect"));
+    server.cleanup().await.expect("clean up");
+}
+
+/// `checkForCapability` reads `GET /api/capabilities`; only signed-in callers see it, and it
+/// lists only the commands this server implements.
+#[tokio::test]
+async fn capabilities_list_the_implemented_commands() {
+    let server = server_with(ServerOptions::default()).await;
+    let anonymous = server
+        .client
+        .with_api_key(None)
+        .raw(reqwest::Method::GET, "/api/capabilities", None)
+        .await
+        .expect("ask anonymously");
+    super::assert_error(&anonymous, 401, "");
+    let capabilities: serde_json::Value = server
+        .client
+        .get("/api/capabilities")
+        .await
+        .expect("read the capabilities");
+    assert_eq!(
+        capabilities,
+        serde_json::json!({"Capabilities": [
+            "CreateReleaseCommandV1",
+            "CreateDeploymentUntenantedCommandV1"
+        ]})
+    );
     server.cleanup().await.expect("clean up");
 }
