@@ -90,7 +90,7 @@ function assertShape(object, shape, where) {
   for (const [field, type] of Object.entries(shape)) {
     const value = object[field];
     const actual = describeValue(value);
-    const context = `${where}.${field} (REQ ${type}) in ${JSON.stringify(object)}`;
+    const context = `${where}.${field} (${type}) in ${JSON.stringify(object)}`;
     switch (type) {
       case "string":
         assert.equal(actual, "string", `${context}: got ${actual}`);
@@ -462,6 +462,21 @@ test("create-release: the v1 command pins the pushed package", async () => {
     { Id: "string", Version: "string", ProjectId: "string", ChannelId: "string", SelectedPackages: "array" },
     "release",
   );
+  assertShape(
+    release,
+    {
+      SpaceId: "string",
+      IgnoreChannelRules: "boolean",
+      Assembled: "string",
+      ProjectDeploymentProcessSnapshotId: "string",
+      ProjectVariableSetSnapshotId: "string",
+      LibraryVariableSetSnapshotIds: "array",
+      BuildInformation: "array",
+      CustomFields: "object",
+      SelectedGitResources: "array",
+    },
+    "release (typed fields)",
+  );
   assert.equal(release.ProjectId, state.project.Id);
   assert.deepEqual(
     release.SelectedPackages.map((selected) => [selected.ActionName, selected.Version]),
@@ -546,10 +561,53 @@ test("deploy-release to Development, then Test; await-task sees Success", async 
     const [byIds] = await tasks.getByIds([taskId]);
     assertTask(byIds, "task by ids");
     assert.equal(byIds.Id, taskId);
+    // Beyond REQ: the fields the client's TypeScript types declare as always present.
+    assertShape(
+      byId,
+      {
+        Name: "string",
+        Description: "string",
+        HasPendingInterruptions: "boolean",
+        HasWarningsOrErrors: "boolean",
+        FinishedSuccessfully: "boolean",
+        Arguments: "object",
+        QueueTime: "string",
+        StartTime: "string",
+        CompletedTime: "string",
+      },
+      "task (typed fields)",
+    );
     const details = await tasks.getDetails(taskId);
-    assertShape(details, { Task: "object", ActivityLogs: "array" }, "task details");
+    assertShape(details, { Task: "object", Progress: "object", PhysicalLogSize: "number", ActivityLogs: "array" }, "task details");
+    assertShape(details.Progress, { ProgressPercentage: "number", EstimatedTimeRemaining: "string?" }, "details.Progress");
     assertTask(details.Task, "details.Task");
     assert.equal(details.Task.State, "Success");
+    const activities = [...details.ActivityLogs];
+    assert.ok(activities.length > 0, "no activities");
+    while (activities.length > 0) {
+      const activity = activities.pop();
+      assertShape(
+        activity,
+        {
+          Id: "string",
+          Name: "string",
+          Status: "string",
+          Children: "array",
+          ShowAtSummaryLevel: "boolean",
+          LogElements: "array",
+          ProgressPercentage: "number",
+        },
+        "activity",
+      );
+      assert.ok(
+        ["Pending", "Running", "Success", "Failed", "Skipped", "SuccessWithWarning", "Canceled"].includes(activity.Status),
+        `activity status ${activity.Status}`,
+      );
+      activity.LogElements.forEach((element) =>
+        assertShape(element, { Category: "string", OccurredAt: "string", MessageText: "string?" }, "log element"),
+      );
+      activities.push(...activity.Children);
+    }
     state[`task${environment}`] = taskId;
   }
   // Unknown ids are absent, with a 200, as the waiter needs.
