@@ -279,10 +279,15 @@ test("environments, lifecycles and project groups list by name and by ids", asyn
   assertCollection(byIds, NAMED, "environments?ids");
   assert.deepEqual(byIds.Items.map((item) => item.Id).sort(), [...ids].sort());
   const byIdsV2 = await new EnvironmentV2Repository(client, spaceName).list({ ids, skip: 0, take: ids.length });
-  assertCollection(byIdsV2, NAMED, "environments/v2?ids");
+  assertCollection(byIdsV2, { ...NAMED, Slug: "string", Type: "string", SortOrder: "number" }, "environments/v2?ids");
+  byIdsV2.Items.forEach((item) => assert.equal(item.Type, "Static"));
   assert.deepEqual(byIdsV2.Items.map((item) => item.Id).sort(), [...ids].sort());
   const one = await environments.get(ids[0]);
-  assertShape(one, NAMED, "environment");
+  assertShape(
+    one,
+    { ...NAMED, SpaceId: "string", SortOrder: "number", UseGuidedFailure: "boolean", AllowDynamicInfrastructure: "boolean" },
+    "environment",
+  );
   // The client's own lookup: environments/v2?partialName, names compared ignoring case.
   const byName = await environments.getEnvironmentByName("development");
   assert.equal(byName?.Id, state.environments.Development.Id);
@@ -550,6 +555,25 @@ test("deploy-release to Development, then Test; await-task sees Success", async 
     const [{ deploymentId }] = deployed;
     const deployment = await new DeploymentRepository(await connect(USER_AGENTS.deploy), spaceName).get(deploymentId);
     assertShape(deployment, { Id: "string", TaskId: "string", EnvironmentId: "string", ReleaseId: "string" }, "deployment");
+    // Beyond REQ: the client's Deployment type (Execution fields).
+    assertShape(
+      deployment,
+      {
+        SpaceId: "string",
+        ProjectId: "string",
+        ChannelId: "string",
+        Name: "string",
+        Created: "string",
+        ExcludedMachineIds: "array",
+        SpecificMachineIds: "array",
+        SkipActions: "array",
+        FormValues: "object",
+        ForcePackageDownload: "boolean",
+        ForcePackageRedeployment: "boolean",
+        UseGuidedFailure: "boolean",
+      },
+      "deployment (typed fields)",
+    );
     assert.deepEqual(
       [deployment.TaskId, deployment.EnvironmentId, deployment.ReleaseId],
       [taskId, state.environments[environment].Id, state.releaseId],
