@@ -68,7 +68,10 @@ fn node_is_ready(directory: &Path) -> bool {
             "CI=true but node or npm is missing: the api-client compatibility test must run \
              (scripts/test.sh installs them)"
         );
-        eprintln!(
+        // Written to the process's stderr, not through `eprintln!`, which the test harness
+        // captures and shows only for failures: a skip must be seen.
+        let _ = writeln!(
+            std::io::stderr(),
             "\n!!! SKIPPED the @octopusdeploy/api-client compatibility test: node and npm are not \
              installed (scripts/test.sh installs them; CI=true makes this a failure) !!!\n"
         );
