@@ -20,6 +20,7 @@ const assert = require("node:assert/strict");
 const path = require("node:path");
 
 const {
+  BuildInformationRepository,
   Client,
   DeploymentProcessRepository,
   DeploymentRepository,
@@ -65,6 +66,7 @@ const USER_AGENTS = {
   push: "GitHubActions (package;push;v3)",
   createRelease: "GitHubActions (release;create;v3)",
   deploy: "GitHubActions (release;deploy;v3)",
+  buildInformation: "GitHubActions (build-information;push;v1)",
   awaitTask: "GitHubActions await-task-action",
 };
 
@@ -441,6 +443,35 @@ test("push-package: FailIfExists, then 409 on a duplicate, OverwriteExisting, Ig
     listed.Items.map((item) => [item.Id, item.PackageId, item.Version]),
     [["packages-hello-web.1.0.0", "hello-web", "1.0.0"]],
   );
+});
+
+test("push-build-information: FailIfExists refuses a duplicate, OverwriteExisting replaces it", async () => {
+  const client = await connect(USER_AGENTS.buildInformation);
+  const repository = new BuildInformationRepository(client, spaceName);
+  const command = (buildNumber) => ({
+    spaceName,
+    BuildEnvironment: "GitHub Actions",
+    BuildNumber: buildNumber,
+    BuildUrl: `https://github.com/acme/hello-web/actions/runs/${buildNumber}`,
+    Branch: "main",
+    VcsType: "Git",
+    VcsRoot: "https://github.com/acme/hello-web",
+    VcsCommitNumber: "0123456789abcdef0123456789abcdef01234567",
+    Packages: [{ Id: "hello-web", Version: "1.0.0" }],
+    Commits: [{ Id: "0123456789abcdef0123456789abcdef01234567", Comment: "Say hello" }],
+  });
+  const statuses = [];
+  client.subscribeToErrors("statuses", (details) => statuses.push(details.statusCode));
+  await repository.push(command("41"), OverwriteMode.FailIfExists);
+  await assert.rejects(repository.push(command("42"), OverwriteMode.FailIfExists), (error) => {
+    assert.ok(!error.message.startsWith("undefined"), error.message);
+    return true;
+  });
+  assert.equal(statuses.length, 1);
+  assert.ok(statuses[0] >= 400 && statuses[0] < 500, `duplicate build information gave ${statuses[0]}`);
+  await repository.push(command("42"), OverwriteMode.OverwriteExisting);
+  const stored = await new PackageRepository(client, spaceName).get("packages-hello-web.1.0.0");
+  assert.equal(stored.PackageVersionBuildInformation?.BuildNumber, "42", JSON.stringify(stored));
 });
 
 test("create-release: the v1 command pins the pushed package", async () => {
