@@ -535,6 +535,18 @@ test("create-release: the v1 command pins the pushed package", async () => {
   assertCollection(all, { Id: "string", Version: "string" }, "releases");
   assert.ok(all.Items.some((item) => item.Id === created.ReleaseId));
 
+  // Package versions chosen the ways the action's `packages` input allows.
+  await assertClientError(
+    releases.create({ ...command, ReleaseVersion: "1.2.0", Packages: ["hello-web:9.9.9"] }),
+    400,
+    "9.9.9",
+  );
+  const byStep = await releases.create({ ...command, ReleaseVersion: "1.2.0", Packages: ["Deploy web:1.0.0"] });
+  const byStepRelease = await releases.get(byStep.ReleaseId);
+  assert.deepEqual(byStepRelease.SelectedPackages.map((selected) => selected.Version), ["1.0.0"]);
+  const byPackageVersion = await releases.create({ ...command, ReleaseVersion: "1.3.0", PackageVersion: "1.0.0" });
+  assert.equal(byPackageVersion.ReleaseVersion, "1.3.0");
+
   // The sleeper's release: no ReleaseVersion, so the server allocates one.
   const sleeper = await releases.create({
     spaceName,
