@@ -3,6 +3,19 @@
 //! It speaks the same wire types as the server (`cuttle-api`), so a field renamed on one side
 //! fails to compile on the other. Errors keep the server's `{ErrorMessage, Errors}` body and
 //! status, so callers can tell "not found" from "invalid" from "unauthorized".
+//!
+//! Beyond JSON calls it streams what should not sit in memory: package uploads are read from
+//! disk as they are sent (`push_package`), and a task's live log is read event by event from
+//! the server's Server-Sent Events (`task_events`).
+
+mod events;
+
+pub use events::{TaskEvent, TaskEvents, TaskLogLine};
+
+use std::path::Path;
+
+use cuttle_api::packages::PackageResource;
+use futures::StreamExt as _;
 
 use cuttle_api::{
     API_KEY_HEADER, ApiKeyCreatedResource, ApiKeyResource, ApiResource, Collection,
@@ -24,6 +37,14 @@ pub enum ClientError {
     Transport(#[from] reqwest::Error),
     #[error("invalid server URL '{0}'")]
     InvalidUrl(String),
+    #[error("could not read {path}: {source}")]
+    File {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the server's event stream is malformed: {0}")]
+    EventStream(String),
 }
 
 impl ClientError {
@@ -166,24 +187,114 @@ impl Client {
         body: Option<Vec<u8>>,
     ) -> Result<T, ClientError> {
         let response = self.raw(method, path, body).await?;
-        if !response.status.is_success() {
-            return Err(match serde_json::from_str::<ErrorBody>(&response.body) {
-                Ok(body) => ClientError::Api {
-                    status: response.status,
-                    body,
-                },
-                Err(_) => ClientError::UnexpectedBody {
-                    status: response.status,
-                    text: response.body,
-                },
-            });
+        decode_answer(response.status, &response.body)
+    }
+
+    /// A request to `path` with the API key, if any.
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let request = self
+            .http
+            .request(method, format!("{}{path}", self.base_url));
+        match &self.api_key {
+            Some(api_key) => request.header(API_KEY_HEADER, api_key),
+            None => request,
         }
-        let text = if response.body.is_empty() {
-            "null"
-        } else {
-            &response.body
+    }
+
+    /// `GET` a text answer (such as a task's raw log); an error status is an error.
+    pub async fn get_text(&self, path: &str) -> Result<String, ClientError> {
+        let response = self.raw(Method::GET, path, None).await?;
+        if !response.status.is_success() {
+            return Err(error_from_answer(response.status, response.body));
+        }
+        Ok(response.body)
+    }
+
+    /// Pushes a package file to the built-in feed of `space_id` (`POST …/packages/raw`).
+    ///
+    /// The file is read from disk while it is sent, never held in memory whole, so packages
+    /// of any size can be pushed. `on_progress` is called with the bytes read so far.
+    pub async fn push_package<F>(
+        &self,
+        space_id: &str,
+        path: &Path,
+        overwrite_mode: OverwriteMode,
+        mut on_progress: F,
+    ) -> Result<PackageResource, ClientError>
+    where
+        F: FnMut(u64) + Send + Sync + 'static,
+    {
+        let file_error = |source| ClientError::File {
+            path: path.display().to_string(),
+            source,
         };
-        serde_json::from_str(text).map_err(ClientError::Decode)
+        // The server takes the package id and version from the file's name.
+        let file_name = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .ok_or_else(|| {
+                file_error(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "the path does not end in a file name",
+                ))
+            })?
+            .to_owned();
+        let file = tokio::fs::File::open(path).await.map_err(file_error)?;
+        let length = file.metadata().await.map_err(file_error)?.len();
+        let mut bytes_read = 0_u64;
+        let chunks = tokio_util::io::ReaderStream::with_capacity(file, UPLOAD_CHUNK_BYTES).map(
+            move |chunk| {
+                if let Ok(bytes) = &chunk {
+                    bytes_read += bytes.len() as u64;
+                    on_progress(bytes_read);
+                }
+                chunk
+            },
+        );
+        let part = reqwest::multipart::Part::stream_with_length(
+            reqwest::Body::wrap_stream(chunks),
+            length,
+        )
+        .file_name(file_name)
+        .mime_str("application/octet-stream")?;
+        let form = reqwest::multipart::Form::new().part("fileToUpload", part);
+        let path = format!(
+            "/api/{space_id}/packages/raw?overwriteMode={}",
+            overwrite_mode.as_str()
+        );
+        let response = self
+            .request(Method::POST, &path)
+            .multipart(form)
+            .send()
+            .await?;
+        let status = response.status();
+        let body = response.text().await?;
+        decode_answer(status, &body)
+    }
+
+    /// Opens a task's live log (`GET /api/[{space}/]tasks/{id}/events`), starting after log
+    /// line `after` (0 for the whole log).
+    pub async fn task_events(
+        &self,
+        space_id: Option<&str>,
+        task_id: &str,
+        after: i64,
+    ) -> Result<TaskEvents, ClientError> {
+        let path = match space_id {
+            Some(space_id) => format!("/api/{space_id}/tasks/{task_id}/events?after={after}"),
+            None => format!("/api/tasks/{task_id}/events?after={after}"),
+        };
+        let response = self
+            .request(Method::GET, &path)
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            .send()
+            .await?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.text().await?;
+            return Err(error_from_answer(status, body));
+        }
+        Ok(TaskEvents::new(response))
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
@@ -327,6 +438,49 @@ impl Client {
     pub async fn revoke_api_key(&self, user_id: &str, key_id: &str) -> Result<(), ClientError> {
         self.delete(&format!("/api/users/{user_id}/apikeys/{key_id}"))
             .await
+    }
+}
+
+/// How much of a package file is read (and sent) at a time.
+const UPLOAD_CHUNK_BYTES: usize = 256 * 1024;
+
+/// What the built-in feed does with a package version it already holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OverwriteMode {
+    /// Refuse the upload (`409`).
+    #[default]
+    FailIfExists,
+    /// Replace the stored file.
+    OverwriteExisting,
+    /// Keep the stored file and answer with it.
+    IgnoreIfExists,
+}
+
+impl OverwriteMode {
+    /// The name the API takes in `overwriteMode`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OverwriteMode::FailIfExists => "FailIfExists",
+            OverwriteMode::OverwriteExisting => "OverwriteExisting",
+            OverwriteMode::IgnoreIfExists => "IgnoreIfExists",
+        }
+    }
+}
+
+/// A success answer parsed as `T` (an empty body as `null`), or the error it carries.
+fn decode_answer<T: DeserializeOwned>(status: StatusCode, body: &str) -> Result<T, ClientError> {
+    if !status.is_success() {
+        return Err(error_from_answer(status, body.to_owned()));
+    }
+    let text = if body.is_empty() { "null" } else { body };
+    serde_json::from_str(text).map_err(ClientError::Decode)
+}
+
+/// The error an unsuccessful answer means, keeping the server's error document when it sent one.
+fn error_from_answer(status: StatusCode, body: String) -> ClientError {
+    match serde_json::from_str::<ErrorBody>(&body) {
+        Ok(body) => ClientError::Api { status, body },
+        Err(_) => ClientError::UnexpectedBody { status, text: body },
     }
 }
 

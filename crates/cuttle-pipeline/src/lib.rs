@@ -1,6 +1,7 @@
 //! Cuttle's release-pipeline rules: which environments a release may be deployed to
 //! ([`progression`]), which version a new release gets ([`versioning`]), and which package
 //! versions a channel accepts ([`channel_rules`]) and a release pins ([`package_selection`]),
+//! which releases retention lets go ([`retention`]),
 //! with the version and range types they share ([`version`], [`version_range`]).
 //!
 //! **Architecture Invariant:** the crate is pure. It does no IO, never reads the clock (callers
@@ -12,6 +13,7 @@
 pub mod channel_rules;
 pub mod package_selection;
 pub mod progression;
+pub mod retention;
 pub mod version;
 mod version_mask;
 pub mod version_range;

@@ -395,17 +395,20 @@ fn contains_id(ids: &[&str], id: &str) -> bool {
 }
 
 /// A phase's name, rule and environments, restricted to the space's environments.
-struct PhaseTargets {
-    name: String,
-    automatic_environment_ids: Vec<String>,
-    optional_environment_ids: Vec<String>,
+pub(crate) struct PhaseTargets {
+    pub(crate) name: String,
+    pub(crate) automatic_environment_ids: Vec<String>,
+    pub(crate) optional_environment_ids: Vec<String>,
     is_optional: bool,
     minimum_environments_before_promotion: usize,
 }
 
 /// The lifecycle's phases with their environments resolved: implicit phases for a lifecycle
 /// without phases, "all remaining environments" for a phase without environments.
-fn phase_targets(lifecycle: &Lifecycle, environments: &[EnvironmentRef]) -> Vec<PhaseTargets> {
+pub(crate) fn phase_targets(
+    lifecycle: &Lifecycle,
+    environments: &[EnvironmentRef],
+) -> Vec<PhaseTargets> {
     if lifecycle.phases.is_empty() {
         return environments
             .iter()

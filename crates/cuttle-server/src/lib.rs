@@ -40,7 +40,9 @@ pub use bootstrap::{
 pub use cuttle_pki::Identity;
 pub use cuttle_secrets::{KeySource, MasterKey};
 pub use error::ApiError;
-pub use routes::{HEALTH_TASK, promote_automatically};
+pub use routes::{
+    DeletedRelease, HEALTH_TASK, RetentionReport, apply_retention, promote_automatically,
+};
 pub use state::{
     AppState, DEFAULT_HTTP_IDLE_TIMEOUT, DEFAULT_JSON_BODY_LIMIT, DEFAULT_MAX_PACKAGE_SIZE,
 };

@@ -16,6 +16,8 @@ pub(crate) const CUTTLE_MAX_JSON_BODY: &str = "CUTTLE_MAX_JSON_BODY";
 pub(crate) const CUTTLE_HTTP_IDLE_TIMEOUT: &str = "CUTTLE_HTTP_IDLE_TIMEOUT";
 /// The largest package file the built-in feed accepts, in bytes (default 4 GiB).
 pub(crate) const CUTTLE_MAX_PACKAGE_SIZE: &str = "CUTTLE_MAX_PACKAGE_SIZE";
+/// Seconds between retention passes (releases and packages per lifecycle policy); 0 = never.
+pub(crate) const CUTTLE_RETENTION_INTERVAL: &str = "CUTTLE_RETENTION_INTERVAL";
 /// The master key that seals secrets (32 bytes, base64 or hex). Without it, `master.key` in
 /// the data directory is used, created on first start. Nodes sharing a database share it.
 pub(crate) const CUTTLE_MASTER_KEY: &str = "CUTTLE_MASTER_KEY";
@@ -31,6 +33,11 @@ pub(crate) const CUTTLE_SSH_REMOTE_DIRECTORY: &str = "CUTTLE_SSH_REMOTE_DIRECTOR
 pub(crate) const CUTTLE_LOG: &str = "CUTTLE_LOG";
 /// The agent's home directory (default `~/.cuttle-agent`): `cuttle agent …`.
 pub(crate) const CUTTLE_AGENT_HOME: &str = "CUTTLE_AGENT_HOME";
-/// An API key for commands that call the REST API (`cuttle agent register`…), instead of
-/// `--api-key` on the command line, where other users of the machine could read it.
+/// An API key for commands that call the REST API (`cuttle agent register`, `cuttle deploy`…),
+/// instead of `--api-key` on the command line, where other users of the machine could read
+/// it. It overrides the key `cuttle login` saved.
 pub(crate) const CUTTLE_API_KEY: &str = "CUTTLE_API_KEY";
+/// The server the client commands call (`cuttle deploy`…), overriding `cuttle login`'s.
+pub(crate) const CUTTLE_SERVER: &str = "CUTTLE_SERVER";
+/// The space the client commands work in (name or id), overriding `cuttle login`'s.
+pub(crate) const CUTTLE_SPACE: &str = "CUTTLE_SPACE";

@@ -62,6 +62,12 @@ pub(crate) struct ServerArguments {
     /// The largest package file accepted by the built-in feed, in bytes.
     #[arg(long, env = env_vars::CUTTLE_MAX_PACKAGE_SIZE, default_value_t = DEFAULT_MAX_PACKAGE_SIZE)]
     max_package_size: u64,
+
+    /// Seconds between retention passes, which delete the releases their lifecycles' release
+    /// retention policies let go and the packages only those releases used; 0 runs none
+    /// (`POST /api/retention/apply` still does). The first pass runs a minute after start.
+    #[arg(long, env = env_vars::CUTTLE_RETENTION_INTERVAL, default_value_t = 3600)]
+    retention_interval: u64,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -188,6 +194,11 @@ pub(crate) async fn run(arguments: ServerArguments) -> anyhow::Result<()> {
     let runner_task = tokio::spawn(Arc::clone(&runner).run(runner_stopped.clone()));
     let agent_port_task = tokio::spawn(agent_port.serve(agent_listener, runner_stopped.clone()));
     let promotion_task = tokio::spawn(promote_automatically(state.clone(), runner_stopped.clone()));
+    let retention_task = tokio::spawn(apply_retention_periodically(
+        state.clone(),
+        arguments.retention_interval,
+        runner_stopped.clone(),
+    ));
     let schedule_task = tokio::spawn(schedule_health_checks(
         Arc::clone(&store),
         runner.waker(),
@@ -212,6 +223,7 @@ pub(crate) async fn run(arguments: ServerArguments) -> anyhow::Result<()> {
     agent_port_task.abort();
     schedule_task.abort();
     promotion_task.abort();
+    retention_task.abort();
     served.context("serve HTTP")?;
     tracing::info!("server stopped");
     Ok(())
@@ -231,6 +243,29 @@ async fn promote_automatically(state: AppState, mut shutdown: tokio::sync::watch
             () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+/// Applies retention every `interval_seconds` (never when 0), the first time a minute after
+/// start so a restart does not delete before the server has settled.
+async fn apply_retention_periodically(
+    state: AppState,
+    interval_seconds: u64,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    if interval_seconds == 0 {
+        return;
+    }
+    let mut delay = std::time::Duration::from_secs(interval_seconds.min(60));
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = shutdown.changed() => return,
+        }
+        if let Err(error) = cuttle_server::apply_retention(&state, chrono::Utc::now()).await {
+            tracing::warn!("retention failed; it runs again at the next interval: {error}");
+        }
+        delay = std::time::Duration::from_secs(interval_seconds);
     }
 }
 
@@ -343,7 +378,7 @@ fn print_first_start_credentials(credentials: &FirstStartCredentials) -> anyhow:
 }
 
 /// Completes on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let interrupt = async {
         if let Err(error) = tokio::signal::ctrl_c().await {
             tracing::warn!("could not listen for Ctrl-C: {error}");

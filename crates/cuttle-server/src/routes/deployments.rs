@@ -351,7 +351,7 @@ struct NewRelease {
 }
 
 /// The package references of the process's enabled actions, with the names specs match.
-fn process_package_references(process: &DeploymentProcess) -> Vec<PackageReferenceFact> {
+pub(crate) fn process_package_references(process: &DeploymentProcess) -> Vec<PackageReferenceFact> {
     process
         .steps
         .iter()
@@ -895,8 +895,19 @@ async fn delete_release(
     caller.require(Permission::EditConfiguration)?;
     require_space(&state, &space_id).await?;
     let release = load_release(&state, &space_id, &id).await?;
-    let deployments = release_deployments(&state, &release).await?;
-    let tasks = tasks_by_id(&state, &deployments).await?;
+    delete_release_with_history(&state, &release).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Deletes `release` with its deployments and its process and variable snapshots, in one
+/// write; refuses (400) while one of its deployments is still running. The tasks and their
+/// logs stay: they are the audit trail.
+pub(crate) async fn delete_release_with_history(
+    state: &AppState,
+    release: &Release,
+) -> Result<(), ApiError> {
+    let deployments = release_deployments(state, release).await?;
+    let tasks = tasks_by_id(state, &deployments).await?;
     if let Some(running) = deployments.iter().find(|deployment| {
         tasks
             .get(&deployment.task_id)
@@ -931,7 +942,7 @@ async fn delete_release(
         });
     }
     state.store().write(&changes).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(())
 }
 
 /// "Update variables": the release takes a fresh snapshot of the project's variables.

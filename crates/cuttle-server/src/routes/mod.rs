@@ -6,6 +6,7 @@ mod deployments;
 mod environments;
 mod packages;
 mod resources;
+mod retention;
 mod root;
 mod spaces;
 mod tasks;
@@ -26,6 +27,7 @@ use crate::state::AppState;
 
 /// Every `/api` route.
 pub use deployments::promote_automatically;
+pub use retention::{DeletedRelease, RetentionReport, apply_retention};
 pub use tasks::HEALTH_TASK;
 
 pub(crate) fn api_router(state: AppState) -> Router {
@@ -45,6 +47,7 @@ pub(crate) fn api_router(state: AppState) -> Router {
         .merge(deployments::routes())
         .merge(dashboard::routes())
         .merge(packages::routes(state.max_package_size))
+        .merge(retention::routes())
         .merge(crud::space_scoped_routes::<Environment>())
         .merge(crud::space_scoped_routes::<Lifecycle>())
         .merge(crud::space_scoped_routes::<ProjectGroup>())

@@ -905,7 +905,7 @@ async fn worker_steps_run_on_a_registered_worker_of_the_default_pool() {
     server.cleanup().await.expect("clean up");
 }
 
-fn package_step(name: &str, package_id: &str, feed_id: &str) -> Value {
+pub(super) fn package_step(name: &str, package_id: &str, feed_id: &str) -> Value {
     let mut step = server_step(name, "echo using a package", false);
     step["Actions"][0]["Packages"] = json!([{
         "Name": "", "PackageId": package_id, "FeedId": feed_id, "AcquisitionLocation": "Server"

@@ -86,7 +86,7 @@ pub(super) fn assert_uploaded(answer: &Answer) -> &Value {
     &answer.body
 }
 
-async fn get_json(server: &TestServer, path: &str) -> Value {
+pub(super) async fn get_json(server: &TestServer, path: &str) -> Value {
     let response = send(server, "GET", path, None).await;
     assert_eq!(
         response.status.as_u16(),
@@ -133,7 +133,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Every regular file under the server's blob directory (committed blobs and leftovers).
-fn blob_files(server: &TestServer) -> Vec<PathBuf> {
+pub(super) fn blob_files(server: &TestServer) -> Vec<PathBuf> {
     fn walk(directory: &Path, files: &mut Vec<PathBuf>) {
         let Ok(entries) = std::fs::read_dir(directory) else {
             return;
