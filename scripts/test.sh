@@ -2,7 +2,9 @@
 # Runs every Cuttle test: formatting, lints, unit tests, the store conformance suite on SQLite
 # and PostgreSQL, and the end-to-end tests against the real binary.
 #
-# It installs and starts what the tests need. PostgreSQL: CUTTLE_TEST_DATABASE_URL if set;
+# It installs and starts what the tests need. Node.js and npm (Debian's packages) with the
+# pinned npm client in crates/cuttle/tests/api-client (`npm ci`), for the api-client
+# compatibility test. PostgreSQL: CUTTLE_TEST_DATABASE_URL if set;
 # otherwise the local server on 127.0.0.1:5432 (database `test`), started, or installed from
 # Debian's packages, when it is not running. With CI=true a test that cannot reach PostgreSQL
 # fails instead of skipping.
@@ -27,6 +29,11 @@ command -v pg_isready >/dev/null || apt_install postgresql postgresql-client
 command -v python3 >/dev/null || apt_install python3
 command -v pgrep >/dev/null || apt_install procps
 { [ -x /usr/sbin/sshd ] && command -v ssh-keygen >/dev/null; } || apt_install openssh-server openssh-client
+# The official npm client (@octopusdeploy/api-client, pinned by package-lock.json) is run
+# against the real server by the `api_client` end-to-end test.
+{ command -v node >/dev/null && command -v npm >/dev/null; } || apt_install nodejs npm
+log "npm ci (crates/cuttle/tests/api-client)"
+(cd crates/cuttle/tests/api-client && npm ci --no-audit --no-fund --loglevel=error)
 
 start_local_postgres() {
   if pg_isready -h 127.0.0.1 -p 5432 -q; then return 0; fi

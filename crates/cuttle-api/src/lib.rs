@@ -311,7 +311,10 @@ pub struct ActivityElement {
 #[serde(rename_all = "PascalCase")]
 pub struct TaskProgress {
     pub progress_percentage: i64,
-    pub estimated_time_remaining: Option<String>,
+    /// Octopus's words ("1 minute"); empty when unknown, which is always, for now. A string,
+    /// never `null`: the official client's type declares it one.
+    #[serde(default)]
+    pub estimated_time_remaining: String,
 }
 
 /// `GET /api/{spaceId}/tasks/{id}/details`.

@@ -1,6 +1,7 @@
 //! What every handler shares: the store, the blob store and the server's identity.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use cuttle_secrets::MasterKey;
 use cuttle_store::Store;
@@ -16,6 +17,10 @@ pub const DEFAULT_JSON_BODY_LIMIT: usize = 10 * 1024 * 1024;
 /// The default limit on an uploaded package file: 4 GiB.
 pub const DEFAULT_MAX_PACKAGE_SIZE: u64 = 4 * 1024 * 1024 * 1024;
 
+/// The default time an HTTP/1 connection may stay idle, between requests or before its first,
+/// before the server closes it: 30 s (Node.js clients drop their own idle sockets after 5 s).
+pub const DEFAULT_HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Shared state of the HTTP app; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -23,6 +28,8 @@ pub struct AppState {
     pub(crate) installation_id: Arc<str>,
     pub(crate) master_key: Arc<MasterKey>,
     pub(crate) json_body_limit: usize,
+    /// How long [`crate::serve`] keeps an idle HTTP/1 connection open.
+    pub(crate) http_idle_timeout: Duration,
     pub(crate) credential_cache: Arc<GenerationCache<CachedCredential>>,
     pub(crate) space_cache: Arc<GenerationCache<Space>>,
     pub(crate) response_cache: Arc<ResponseCache>,
@@ -49,6 +56,7 @@ impl AppState {
             installation_id: installation_id.into(),
             master_key,
             json_body_limit: DEFAULT_JSON_BODY_LIMIT,
+            http_idle_timeout: DEFAULT_HTTP_IDLE_TIMEOUT,
             credential_cache: Arc::new(GenerationCache::new(MAX_CREDENTIALS)),
             space_cache: Arc::new(GenerationCache::new(MAX_SPACES)),
             response_cache: Arc::default(),
@@ -93,6 +101,12 @@ impl AppState {
     /// Sets the largest JSON request body accepted, in bytes.
     pub fn with_json_body_limit(mut self, limit: usize) -> AppState {
         self.json_body_limit = limit;
+        self
+    }
+
+    /// Sets how long an idle HTTP/1 connection is kept open (see [`crate::serve`]).
+    pub fn with_http_idle_timeout(mut self, timeout: Duration) -> AppState {
+        self.http_idle_timeout = timeout;
         self
     }
 

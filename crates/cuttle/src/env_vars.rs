@@ -12,6 +12,8 @@ pub(crate) const CUTTLE_BOOTSTRAP_API_KEY: &str = "CUTTLE_BOOTSTRAP_API_KEY";
 pub(crate) const CUTTLE_BOOTSTRAP_ADMIN_PASSWORD: &str = "CUTTLE_BOOTSTRAP_ADMIN_PASSWORD";
 /// The largest JSON request body in bytes (default 10 MiB).
 pub(crate) const CUTTLE_MAX_JSON_BODY: &str = "CUTTLE_MAX_JSON_BODY";
+/// Seconds an idle HTTP/1 connection is kept open before the server closes it (default 30).
+pub(crate) const CUTTLE_HTTP_IDLE_TIMEOUT: &str = "CUTTLE_HTTP_IDLE_TIMEOUT";
 /// The largest package file the built-in feed accepts, in bytes (default 4 GiB).
 pub(crate) const CUTTLE_MAX_PACKAGE_SIZE: &str = "CUTTLE_MAX_PACKAGE_SIZE";
 /// Seconds between retention passes (releases and packages per lifecycle policy); 0 = never.

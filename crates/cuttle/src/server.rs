@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use cuttle_server::{
-    AppState, BlobStore, BootstrapOptions, DEFAULT_JSON_BODY_LIMIT, DEFAULT_MAX_PACKAGE_SIZE,
-    FirstStartCredentials,
+    AppState, BlobStore, BootstrapOptions, DEFAULT_HTTP_IDLE_TIMEOUT, DEFAULT_JSON_BODY_LIMIT,
+    DEFAULT_MAX_PACKAGE_SIZE, FirstStartCredentials,
 };
 use cuttle_store::Store;
 
@@ -54,6 +54,10 @@ pub(crate) struct ServerArguments {
     /// The largest JSON request body accepted, in bytes.
     #[arg(long, env = env_vars::CUTTLE_MAX_JSON_BODY, default_value_t = DEFAULT_JSON_BODY_LIMIT)]
     max_json_body: usize,
+
+    /// Seconds an idle HTTP/1 connection (no request under way) is kept open.
+    #[arg(long, env = env_vars::CUTTLE_HTTP_IDLE_TIMEOUT, default_value_t = DEFAULT_HTTP_IDLE_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    http_idle_timeout: u64,
 
     /// The largest package file accepted by the built-in feed, in bytes.
     #[arg(long, env = env_vars::CUTTLE_MAX_PACKAGE_SIZE, default_value_t = DEFAULT_MAX_PACKAGE_SIZE)]
@@ -183,6 +187,7 @@ pub(crate) async fn run(arguments: ServerArguments) -> anyhow::Result<()> {
     let runner = Arc::new(runner);
     let state = AppState::new(Arc::clone(&store), outcome.installation_id, master_key)
         .with_json_body_limit(arguments.max_json_body)
+        .with_http_idle_timeout(std::time::Duration::from_secs(arguments.http_idle_timeout))
         .with_blob_store(blob_store, arguments.max_package_size)
         .with_task_waker(runner.waker())
         .with_server_thumbprint(server_identity.thumbprint());

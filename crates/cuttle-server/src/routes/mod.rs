@@ -34,6 +34,7 @@ pub(crate) fn api_router(state: AppState) -> Router {
     let json_body_limit = state.json_body_limit;
     Router::new()
         .route("/api", get(root::root_document))
+        .route("/api/capabilities", get(root::capabilities))
         .route(
             "/api/certificates/certificate-global",
             get(root::server_certificate),

@@ -1,4 +1,5 @@
-//! `GET /api`, the root document clients read first, and the server certificate agents pin.
+//! `GET /api`, the root document clients read first, `GET /api/capabilities` (the commands this
+//! server accepts), and the server certificate agents pin.
 
 use axum::Json;
 use axum::extract::State;
@@ -47,4 +48,17 @@ pub(crate) async fn server_certificate(
         "Thumbprint": thumbprint,
         "Links": { "Self": "/api/certificates/certificate-global" }
     })))
+}
+
+/// The command capabilities Octopus lists and this server implements; the official client's
+/// `checkForCapability` looks a name up here. Tenanted deployments and runbook runs are not
+/// listed: their commands are not implemented yet.
+pub(crate) const CAPABILITIES: &[&str] = &[
+    "CreateReleaseCommandV1",
+    "CreateDeploymentUntenantedCommandV1",
+];
+
+/// `GET /api/capabilities`: `{Capabilities: [...]}`, for any signed-in caller.
+pub(crate) async fn capabilities(_caller: Caller) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "Capabilities": CAPABILITIES }))
 }

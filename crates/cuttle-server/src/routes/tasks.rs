@@ -265,7 +265,7 @@ async fn details(state: &AppState, space_id: Option<&str>, id: &str) -> Result<R
         task: task_resource(&task),
         progress: TaskProgress {
             progress_percentage,
-            estimated_time_remaining: None,
+            estimated_time_remaining: String::new(),
         },
         physical_log_size,
     })

@@ -2,6 +2,7 @@
 //! `cuttle-client`, as users and CI drive it.
 
 mod agents;
+mod api_client;
 mod auth;
 mod bad_input;
 mod cli;

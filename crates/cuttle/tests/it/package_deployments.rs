@@ -201,6 +201,11 @@ async fn packages_reach_two_agents_in_full_then_as_deltas_then_from_their_caches
         details["ActivityLogs"][0]["Children"][0]["Name"], "Acquire packages",
         "{details}"
     );
+    // A string even when unknown: the official client's type declares it one.
+    assert_eq!(
+        details["Progress"]["EstimatedTimeRemaining"], "",
+        "{details}"
+    );
 
     // 1.0.1 with a small change: a delta to each agent, patched and installed.
     let mut changed = hello_web("1.0.1");
