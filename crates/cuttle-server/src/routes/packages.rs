@@ -54,6 +54,18 @@ const MAXIMUM_FORM_FIELD_BYTES: usize = 1024;
 /// The multipart field that carries the file, as the Octopus client sends it.
 const FILE_FIELD: &str = "fileToUpload";
 
+/// Answers an upload with `Connection: close`. The official client's multipart upload never
+/// releases its socket, so a kept-alive connection holds a `push-package` process open until
+/// the server's idle timeout; closing after the answer lets it exit at once. Uploads are one
+/// big request each, so the lost connection reuse costs nothing.
+async fn close_after_upload(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    response
+}
+
 pub(crate) fn routes(max_package_size: u64) -> axum::Router<AppState> {
     let upload_body_limit =
         usize::try_from(max_package_size.saturating_add(MULTIPART_OVERHEAD_BYTES))
@@ -61,11 +73,15 @@ pub(crate) fn routes(max_package_size: u64) -> axum::Router<AppState> {
     axum::Router::new()
         .route(
             "/api/{space_id}/packages/raw",
-            post(upload_in_space).layer(DefaultBodyLimit::max(upload_body_limit)),
+            post(upload_in_space)
+                .layer(DefaultBodyLimit::max(upload_body_limit))
+                .layer(axum::middleware::map_response(close_after_upload)),
         )
         .route(
             "/api/packages/raw",
-            post(upload_in_default_space).layer(DefaultBodyLimit::max(upload_body_limit)),
+            post(upload_in_default_space)
+                .layer(DefaultBodyLimit::max(upload_body_limit))
+                .layer(axum::middleware::map_response(close_after_upload)),
         )
         .route("/api/{space_id}/packages", get(list_packages))
         .route(
