@@ -88,6 +88,7 @@ enum ExecCommand {
     },
     /// List the cached versions of a package.
     Packages {
+        /// The package id, e.g. `Acme.Web`.
         #[arg(long)]
         package_id: String,
     },
@@ -102,16 +103,19 @@ enum ExecCommand {
     },
     /// Print the delta signature of a cached package, base64.
     PackageSignature {
+        /// The SHA-256 (hex) of the cached package.
         #[arg(long)]
         sha256: String,
     },
     /// Patch a cached package with an uploaded delta into the cache as `--package`.
     PackageApplyDelta {
+        /// The SHA-256 (hex) of the cached package the delta was computed against.
         #[arg(long)]
         basis: String,
         /// The uploaded delta; removed afterwards.
         #[arg(long)]
         delta: PathBuf,
+        /// The new package's record (`CachedPackage` JSON).
         #[arg(long)]
         package: String,
     },
