@@ -2,7 +2,8 @@
 # Runs every Cuttle test: formatting, lints, unit tests, the store conformance suite on SQLite
 # and PostgreSQL, and the end-to-end tests against the real binary.
 #
-# It installs and starts what the tests need. Node.js and npm (Debian's packages) with the
+# It installs and starts what the tests need. Chromium and chromedriver (Debian's packages) for
+# the portal's browser test, which saves screenshots in target/browser-screenshots/. Node.js and npm (Debian's packages) with the
 # pinned npm client in crates/cuttle/tests/api-client (`npm ci`), for the api-client
 # compatibility test. PostgreSQL: CUTTLE_TEST_DATABASE_URL if set;
 # otherwise the local server on 127.0.0.1:5432 (database `test`), started, or installed from
@@ -32,6 +33,8 @@ command -v pgrep >/dev/null || apt_install procps
 # The official npm client (@octopusdeploy/api-client, pinned by package-lock.json) is run
 # against the real server by the `api_client` end-to-end test.
 { command -v node >/dev/null && command -v npm >/dev/null; } || apt_install nodejs npm
+# The web portal is tested in a real headless Chromium, driven through chromedriver.
+{ [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; } || apt_install chromium chromium-driver
 log "npm ci (crates/cuttle/tests/api-client)"
 (cd crates/cuttle/tests/api-client && npm ci --no-audit --no-fund --loglevel=error)
 

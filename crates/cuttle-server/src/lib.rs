@@ -1,5 +1,5 @@
-//! Cuttle's HTTP server: the Octopus-shaped REST API under `/api`, authentication, and the
-//! first-start bootstrap.
+//! Cuttle's HTTP server: the Octopus-shaped REST API under `/api`, the web portal under `/app`,
+//! authentication, and the first-start bootstrap.
 //!
 //! [`app`] builds the whole HTTP service from an [`AppState`] (tests drive it without a socket);
 //! [`serve`] runs it on a listener until a shutdown signal. Requests are rewritten to one
@@ -16,6 +16,7 @@ mod cache;
 mod error;
 mod extract;
 mod paths;
+mod portal;
 mod routes;
 pub mod ssh;
 mod state;
@@ -58,12 +59,12 @@ pub fn app(
 > + Clone
 + Send
 + 'static {
-    let router = routes::api_router(state.clone())
-        .layer(axum::middleware::from_fn_with_state(
-            state,
-            cache::cache_get_responses,
-        ))
-        .layer(TraceLayer::new_for_http());
+    let api = routes::api_router(state.clone()).layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        cache::cache_get_responses,
+    ));
+    // The portal answers `/` and `/app…`; everything else is the API's.
+    let router = portal::router(state, api).layer(TraceLayer::new_for_http());
     tower::util::MapRequestLayer::new(paths::normalize_request_path).layer(router)
 }
 

@@ -62,7 +62,7 @@ enum Command {
     /// The conventions runner of a package deployment; the executor starts it, people do not.
     #[command(hide = true)]
     ExecPackage(ExecPackageArguments),
-    /// Run the Cuttle server: the REST API and, later, the web portal and built-in worker.
+    /// Run the Cuttle server: the REST API, the web portal and the built-in worker.
     Server(server::ServerArguments),
     /// Evaluate templates and structured replacements as a deployment would.
     #[command(subcommand)]

@@ -426,7 +426,7 @@ async fn stream_space_log(
 
 /// The task's log as Server-Sent Events: one `line` event per log line (its id is the line's
 /// sequence, so a reconnecting browser resumes after `Last-Event-ID`), a `state` event when
-/// the task's state changes, and a final `end` event once it has completed and every line
+/// the task's state changes or an interruption starts or stops waiting, and a final `end` event once it has completed and every line
 /// was sent. `?after=N` starts after line N.
 async fn live_log(
     state: AppState,
@@ -452,7 +452,8 @@ async fn live_log(
         state: AppState,
         id: String,
         after: i64,
-        last_state: Option<TaskState>,
+        /// The state and pending-interruption flag last sent: a change in either is news.
+        last_state: Option<(TaskState, bool)>,
         pending: std::collections::VecDeque<Event>,
         ended: bool,
     }
@@ -509,8 +510,9 @@ async fn live_log(
                     cursor.ended = true;
                 }
                 Some(task) => {
-                    if cursor.last_state != Some(task.state) {
-                        cursor.last_state = Some(task.state);
+                    let seen = (task.state, task.has_pending_interruptions);
+                    if cursor.last_state != Some(seen) {
+                        cursor.last_state = Some(seen);
                         cursor.pending.push_back(
                             Event::default()
                                 .event("state")

@@ -240,6 +240,7 @@ async fn revoke_api_key(
 /// Signs in with a username and password; answers the user and sets the session cookies.
 async fn login(
     State(state): State<AppState>,
+    request_headers: HeaderMap,
     ApiJson(request): ApiJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
     let invalid = || ApiError::bad_request("Invalid username or password.");
@@ -288,10 +289,16 @@ async fn login(
     } else {
         String::new()
     };
+    // Behind a TLS-terminating proxy the browser speaks HTTPS: keep the cookies off plain HTTP.
+    let secure = if served_over_tls(&request_headers) {
+        "; Secure"
+    } else {
+        ""
+    };
     let mut headers = HeaderMap::new();
     for cookie in [
-        format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax{max_age}"),
-        format!("{CSRF_COOKIE}={csrf_token}; Path=/; SameSite=Strict{max_age}"),
+        format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax{max_age}{secure}"),
+        format!("{CSRF_COOKIE}={csrf_token}; Path=/; SameSite=Strict{max_age}{secure}"),
     ] {
         headers.append(
             header::SET_COOKIE,
@@ -299,6 +306,14 @@ async fn login(
         );
     }
     Ok((headers, Json(user_resource(&user))).into_response())
+}
+
+/// Whether the browser reached the server over TLS, as a reverse proxy in front of it reports.
+fn served_over_tls(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-forwarded-proto")
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|protocol| protocol.trim().eq_ignore_ascii_case("https"))
 }
 
 /// Ends the browser session, if any, and clears its cookies.

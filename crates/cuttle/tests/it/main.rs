@@ -9,6 +9,7 @@ mod cli;
 mod deployments;
 mod package_deployments;
 mod packages;
+mod portal;
 mod postgres;
 mod resources;
 mod retention;

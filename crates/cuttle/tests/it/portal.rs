@@ -1,0 +1,560 @@
+//! The web portal in a real headless Chromium (Debian's `chromium`, driven by `chromedriver`
+//! over WebDriver), against the real server and a real listening agent: sign in, create
+//! environments and an API key, register the agent with the command the portal shows, build a
+//! project with a script step and a sensitive variable, create a release, deploy it and watch
+//! the live log reach Success, promote it, and see the dashboard turn green. A validation
+//! error from the API shows beside its field. Screenshots of the main pages are saved in
+//! `target/browser-screenshots/` (or `CUTTLE_SCREENSHOT_DIR`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use cuttle_test_support::{TEST_ADMIN_PASSWORD, TestServer, running_in_ci};
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+
+use super::agents::{free_port, run_agent};
+use serde_json::json;
+
+use super::{send, server};
+
+const CUTTLE: &str = env!("CARGO_BIN_EXE_cuttle");
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// How long a page may take to show what the test waits for (deployments included).
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A headless Chromium session; the driver process is stopped when dropped.
+struct Browser {
+    client: Client,
+    driver: Child,
+    base_url: String,
+    screenshots: PathBuf,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// Starts chromedriver and a browser session, or `None` (outside CI only) when Chromium or
+/// chromedriver is not installed; under `CI=true` a missing browser fails the test.
+async fn start_browser(server: &TestServer) -> Option<Browser> {
+    if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
+        assert!(
+            !running_in_ci(),
+            "CI=true but {CHROMIUM} or {CHROMEDRIVER} is missing: install Debian's chromium and chromium-driver (scripts/test.sh does)"
+        );
+        #[allow(clippy::print_stderr)] // the one way a skipped test can say so
+        {
+            eprintln!(
+                "note: the browser test did not run: install chromium and chromium-driver to run it"
+            );
+        }
+        return None;
+    }
+    let port = free_port();
+    let driver = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".to_owned(),
+        serde_json::json!({
+            "binary": CHROMIUM,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1366,900", "--lang=en-GB"],
+        }),
+    );
+    let webdriver_url = format!("http://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let client = loop {
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        match ClientBuilder::new(connector)
+            .capabilities(capabilities.clone())
+            .connect(&webdriver_url)
+            .await
+        {
+            Ok(client) => break client,
+            Err(error) if std::time::Instant::now() < deadline => {
+                let _ = error;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(error) => panic!("could not start a Chromium session: {error}"),
+        }
+    };
+    let screenshots = std::env::var_os("CUTTLE_SCREENSHOT_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/browser-screenshots")
+        });
+    std::fs::create_dir_all(&screenshots).expect("create the screenshot directory");
+    Some(Browser {
+        client,
+        driver,
+        base_url: server.base_url.clone(),
+        screenshots,
+    })
+}
+
+impl Browser {
+    async fn open(&self, path: &str) {
+        self.client
+            .goto(&format!("{}{path}", self.base_url))
+            .await
+            .unwrap_or_else(|error| panic!("open {path}: {error}"));
+    }
+
+    async fn wait_for(&self, css: &str) -> Element {
+        self.client
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|error| panic!("{css} did not appear within {WAIT:?}: {error}"))
+    }
+
+    async fn wait_for_text(&self, text: &str) {
+        let xpath = format!("//*[contains(normalize-space(.), {text:?})]");
+        self.client
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::XPath(&xpath))
+            .await
+            .unwrap_or_else(|error| panic!("{text:?} did not appear within {WAIT:?}: {error}"));
+    }
+
+    async fn wait_for_path(&self, suffix: &str) -> String {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let url = self.client.current_url().await.expect("current URL");
+            if url.path().ends_with(suffix) || url.as_str().ends_with(suffix) {
+                return url.path().to_owned();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the browser stayed on {url} instead of reaching …{suffix}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn fill(&self, css: &str, value: &str) {
+        let element = self.wait_for(css).await;
+        element.clear().await.expect("clear a field");
+        element
+            .send_keys(value)
+            .await
+            .unwrap_or_else(|error| panic!("type into {css}: {error}"));
+    }
+
+    async fn click(&self, css: &str) {
+        self.wait_for(css)
+            .await
+            .click()
+            .await
+            .unwrap_or_else(|error| panic!("click {css}: {error}"));
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.wait_for(css).await.text().await.expect("element text")
+    }
+
+    async fn source(&self) -> String {
+        self.client.source().await.expect("page source")
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.expect("take a screenshot");
+        std::fs::write(self.screenshots.join(format!("{name}.png")), png)
+            .expect("save a screenshot");
+    }
+
+    /// Waits for the task page's live log to end, then answers the task's final state.
+    async fn wait_for_task_end(&self) -> String {
+        self.wait_for("[data-live-log][data-ended]").await;
+        self.wait_for("[data-task-state]")
+            .await
+            .attr("data-state")
+            .await
+            .expect("task state")
+            .unwrap_or_default()
+    }
+}
+
+/// Signs in as the test administrator from the sign-in page, landing on the dashboard.
+async fn sign_in(browser: &Browser) {
+    browser.fill("#username", "admin").await;
+    browser.fill("#password", TEST_ADMIN_PASSWORD).await;
+    browser.click("form button[type=submit]").await;
+    let dashboard_path = browser.wait_for_path("/app/Spaces-1").await;
+    assert_eq!(dashboard_path, "/app/Spaces-1");
+}
+
+/// Sends `body` to the API as the test administrator; the answer's JSON.
+async fn api(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    let response = send(server, method, path, Some(&body.to_string())).await;
+    assert!(
+        response.status.is_success(),
+        "{method} {path}: {} {}",
+        response.status,
+        response.body
+    );
+    serde_json::from_str(&response.body).unwrap_or(serde_json::Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interruptions_are_answered_and_steps_reordered_in_the_browser() {
+    let server = server().await;
+    let Some(browser) = start_browser(&server).await else {
+        return;
+    };
+    let marker = tempfile::tempdir().expect("a directory for the fix");
+    let fixed = marker.path().join("fixed");
+    api(
+        &server,
+        "POST",
+        "/api/Spaces-1/environments",
+        json!({"Name": "Development"}),
+    )
+    .await;
+    let project = api(
+        &server,
+        "POST",
+        "/api/Spaces-1/projects",
+        json!({"Name": "Guided", "DefaultGuidedFailureMode": "On"}),
+    )
+    .await;
+    let process_path = format!(
+        "/api/Spaces-1/projects/{}/deploymentprocesses",
+        project["Id"].as_str().expect("project id")
+    );
+    let mut process = api(&server, "GET", &process_path, json!(null)).await;
+    process["Steps"] = json!([
+        {"Name": "Approve", "Actions": [{"Name": "Approve", "ActionType": "Octopus.Manual",
+            "Properties": {"Octopus.Action.Manual.Instructions": "Check the weather first",
+                           "Octopus.Action.RunOnServer": "true"}}]},
+        {"Name": "Needs a fix", "Actions": [{"Name": "Needs a fix", "ActionType": "Octopus.Script",
+            "Properties": {"Octopus.Action.RunOnServer": "true", "Octopus.Action.Script.Syntax": "Bash",
+                "Octopus.Action.Script.ScriptBody": format!("test -f '{}' || {{ echo 'not fixed yet'; exit 1; }}\necho fixed", fixed.display())}}]},
+    ]);
+    api(&server, "PUT", &process_path, process).await;
+    api(
+        &server,
+        "POST",
+        "/api/Spaces-1/releases/create/v1",
+        json!({"ProjectName": "Guided", "ReleaseVersion": "1.0.0"}),
+    )
+    .await;
+    let created = api(
+        &server,
+        "POST",
+        "/api/Spaces-1/deployments/create/untenanted/v1",
+        json!({"ProjectName": "Guided", "ReleaseVersion": "1.0.0", "EnvironmentNames": ["Development"]}),
+    )
+    .await;
+    let task_id = created["DeploymentServerTasks"][0]["ServerTaskId"]
+        .as_str()
+        .expect("task id")
+        .to_owned();
+
+    browser
+        .open(&format!("/app/Spaces-1/tasks/{task_id}"))
+        .await;
+    browser.wait_for_path("/app/sign-in").await;
+    sign_in_to(&browser, &format!("/app/Spaces-1/tasks/{task_id}")).await;
+
+    // The manual intervention, answered inline.
+    browser.wait_for_text("Check the weather first").await;
+    browser.screenshot("manual-intervention").await;
+    browser
+        .click(r#"section.interruption button[value="Proceed"]"#)
+        .await;
+
+    // The failing step pauses for guidance; the cause is fixed and Retry succeeds.
+    browser
+        .wait_for(r#"section.interruption button[value="Retry"]"#)
+        .await;
+    browser.wait_for_text("not fixed yet").await;
+    browser.screenshot("guided-failure").await;
+    std::fs::write(&fixed, "yes").expect("fix the cause");
+    browser
+        .click(r#"section.interruption button[value="Retry"]"#)
+        .await;
+    assert_eq!(browser.wait_for_task_end().await, "Success");
+    browser.wait_for_text("fixed").await;
+
+    // Reordering steps in the process editor saves the process.
+    browser
+        .open(&format!(
+            "/app/Spaces-1/projects/{}/process",
+            project["Id"].as_str().unwrap_or_default()
+        ))
+        .await;
+    browser
+        .click(r#"button[data-process-op="down"][data-index="0"]"#)
+        .await;
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let process = api(&server, "GET", &process_path, json!(null)).await;
+        if process["Steps"][0]["Name"] == "Needs a fix" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the steps were not reordered: {process}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    browser.wait_for_text("1. Needs a fix").await;
+    browser.screenshot("process-reordered").await;
+}
+
+/// Signs in from the sign-in page and expects to land back on `path`.
+async fn sign_in_to(browser: &Browser, path: &str) {
+    browser.fill("#username", "admin").await;
+    browser.fill("#password", TEST_ADMIN_PASSWORD).await;
+    browser.click("form button[type=submit]").await;
+    browser.wait_for_path(path).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_deploys_and_promotes_a_release_in_the_browser() {
+    let server = server().await;
+    let Some(browser) = start_browser(&server).await else {
+        return;
+    };
+
+    // Signing in: an unknown session is sent to the sign-in page and back.
+    browser.open("/app").await;
+    browser.wait_for_path("/app/sign-in").await;
+    browser.screenshot("sign-in").await;
+    browser.fill("#username", "admin").await;
+    browser.fill("#password", "not the password").await;
+    browser.click("form button[type=submit]").await;
+    browser.wait_for_text("Invalid username or password.").await;
+    sign_in(&browser).await;
+
+    // Environments, created in order.
+    browser
+        .open("/app/Spaces-1/infrastructure/environments")
+        .await;
+    for name in ["Development", "Test", "Production"] {
+        let form = r#"form[data-api="POST /api/Spaces-1/environments"]"#;
+        browser.fill(&format!("{form} [name=Name]"), name).await;
+        browser.click(&format!("{form} button[type=submit]")).await;
+        browser.wait_for_text(name).await;
+    }
+    browser.wait_for_text("Production").await;
+    browser.screenshot("environments").await;
+
+    // An API key, shown once, for the agent's registration.
+    browser.open("/app/Spaces-1/configuration").await;
+    browser.fill("[name=Purpose]", "browser test agent").await;
+    browser
+        .click(r#"form[data-show] button[type=submit]"#)
+        .await;
+    browser.wait_for("#new-api-key:not([hidden])").await;
+    let api_key = browser.text("#new-api-key pre").await;
+    assert!(
+        api_key.starts_with("API-"),
+        "no API key was shown: {api_key:?}"
+    );
+    browser.screenshot("api-keys").await;
+
+    // The agent registers with the command the portal shows, thumbprint and all.
+    browser
+        .open("/app/Spaces-1/infrastructure/targets/new")
+        .await;
+    let shown = browser.text(r#"pre[data-command="listening"]"#).await;
+    let thumbprint = browser.text("#server-thumbprint").await;
+    assert!(
+        shown.contains(&thumbprint),
+        "the command lacks the thumbprint: {shown}"
+    );
+    browser.screenshot("add-target").await;
+    let register = shown
+        .split("\n#")
+        .next()
+        .expect("a register command")
+        .replace("\\\n", " ");
+    let home = tempfile::tempdir().expect("agent home");
+    let port = free_port();
+    let command = format!(
+        "{} --environment Test --home '{}' --name web01",
+        register
+            .replace("./cuttle", CUTTLE)
+            .replace("API-YOURKEY", &api_key)
+            .replace("--listen-port 10933", &format!("--listen-port {port}")),
+        home.path().display()
+    );
+    let registered = Command::new("bash")
+        .arg("-c")
+        .arg(&command)
+        .env_remove("CUTTLE_AGENT_HOME")
+        .output()
+        .expect("run the registration command");
+    assert!(
+        registered.status.success(),
+        "the portal's registration command failed: {command}\n{}{}",
+        String::from_utf8_lossy(&registered.stdout),
+        String::from_utf8_lossy(&registered.stderr)
+    );
+    let _agent = run_agent(home.path(), "Cuttle agent is listening on");
+
+    // A one-click health check: a task that ends Healthy.
+    browser.open("/app/Spaces-1/infrastructure/targets").await;
+    browser
+        .click(r#"button[aria-label="Check health of web01"]"#)
+        .await;
+    browser.wait_for_path("").await;
+    assert_eq!(browser.wait_for_task_end().await, "Success");
+    browser.open("/app/Spaces-1/infrastructure/targets").await;
+    browser.wait_for(r#"[data-health="Healthy"]"#).await;
+    browser.screenshot("targets").await;
+
+    // A project with a script step that reads a sensitive variable.
+    browser.open("/app/Spaces-1/projects/new").await;
+    browser.fill("main [name=Name]", "Hello").await;
+    browser.click("main form button[type=submit]").await;
+    let process_path = browser.wait_for_path("/process").await;
+    let project_path = process_path.trim_end_matches("/process").to_owned();
+    browser.click(r#"a[href$="type=Octopus.Script"]"#).await;
+    browser.fill("main form [name=Name]", "Say hello").await;
+    browser
+        .fill(r#"[name="Properties/Octopus.Action.TargetRoles"]"#, "web")
+        .await;
+    browser
+        .fill(
+            r#"[name="Actions/0/Properties/Octopus.Action.Script.ScriptBody"]"#,
+            "echo \"Hello from #{Octopus.Environment.Name}\"\necho \"the secret is #{Secret}\"",
+        )
+        .await;
+    browser.screenshot("step-editor").await;
+    browser
+        .click("form[data-transform=step] button[type=submit]")
+        .await;
+    browser.wait_for_path("/process").await;
+    browser.wait_for_text("Say hello").await;
+    browser.wait_for_text("on targets in roles web").await;
+    browser.screenshot("process").await;
+
+    browser.open(&format!("{project_path}/variables")).await;
+    browser.click("[data-add-variable]").await;
+    browser
+        .fill("tbody tr:last-child [data-column=Name]", "Secret")
+        .await;
+    browser
+        .fill(
+            "tbody tr:last-child [data-column=Value]",
+            "hunter2-very-secret",
+        )
+        .await;
+    browser
+        .click("tbody tr:last-child [data-column=IsSensitive]")
+        .await;
+    browser
+        .click("form[data-variables] button[type=submit]")
+        .await;
+    browser
+        .wait_for(r#"tbody tr input[type=password][data-column=Value]"#)
+        .await;
+    assert!(
+        !browser.source().await.contains("hunter2"),
+        "a sensitive value reached the variables page"
+    );
+    browser.screenshot("variables").await;
+
+    // A validation error from the API is shown beside its field.
+    browser.open(&format!("{project_path}/releases/new")).await;
+    browser.fill("[name=Version]", "not a version!").await;
+    browser.click("main form button[type=submit]").await;
+    let version_error = browser
+        .wait_for(r#"p.field-error[data-error-for="Version"]:not([hidden])"#)
+        .await;
+    let message = version_error.text().await.expect("error text");
+    assert!(message.contains("must not contain spaces"), "{message}");
+    let invalid = browser
+        .wait_for(r#"[name=Version][aria-invalid="true"]"#)
+        .await;
+    drop(invalid);
+    browser.screenshot("validation-error").await;
+
+    // The release, then a deployment to Development with the live log.
+    browser.fill("[name=Version]", "").await;
+    browser.click("main form button[type=submit]").await;
+    browser.wait_for_text("Release 0.0.1").await;
+    browser.screenshot("release").await;
+    let production_reason = browser.text(r#"[data-cannot-deploy="Production"]"#).await;
+    assert!(!production_reason.is_empty(), "Production gave no reason");
+    browser.click(r#"a[data-deploy-to="Development"]"#).await;
+    browser.wait_for_text("Deploy Hello 0.0.1").await;
+    browser.screenshot("deploy").await;
+    browser.click("main form button.primary[type=submit]").await;
+    browser.wait_for("[data-live-log]").await;
+    assert_eq!(browser.wait_for_task_end().await, "Success");
+    browser.wait_for_text("Hello from Development").await;
+    browser.wait_for_text("the secret is ********").await;
+    assert!(
+        !browser.source().await.contains("hunter2"),
+        "a sensitive value reached the task page"
+    );
+    browser.screenshot("task-log").await;
+
+    // Promote to Test, as the lifecycle now allows.
+    browser.client.back().await.expect("go back");
+    browser.client.back().await.expect("go back");
+    browser
+        .client
+        .refresh()
+        .await
+        .expect("reload the release page");
+    browser.click(r#"a[data-deploy-to="Test"]"#).await;
+    browser.click("main form button.primary[type=submit]").await;
+    browser.wait_for("[data-live-log]").await;
+    assert_eq!(browser.wait_for_task_end().await, "Success");
+    browser.wait_for_text("Hello from Test").await;
+
+    // The dashboard shows both cells green.
+    browser.open("/app/Spaces-1").await;
+    browser
+        .wait_for(r#"a.cell.success[data-state="Success"]"#)
+        .await;
+    let green = browser
+        .client
+        .find_all(Locator::Css("a.cell.success"))
+        .await
+        .expect("dashboard cells");
+    assert_eq!(green.len(), 2, "both deployments show green");
+    browser.screenshot("dashboard").await;
+
+    browser.open("/app/Spaces-1/tasks").await;
+    browser
+        .wait_for_text("Deploy Hello release 0.0.1 to Test")
+        .await;
+    browser.screenshot("tasks").await;
+    browser
+        .open("/app/Spaces-1/library/lifecycles/Lifecycles-1")
+        .await;
+    browser.screenshot("lifecycle").await;
+
+    // Signing out ends the session: the portal asks to sign in again.
+    browser.open("/app/Spaces-1").await;
+    browser
+        .click(r#"form[data-api="POST /api/users/logout"] button"#)
+        .await;
+    browser.wait_for_path("/app/sign-in").await;
+    browser.open("/app/Spaces-1/projects").await;
+    browser.wait_for_path("/app/sign-in").await;
+}
