@@ -27,8 +27,9 @@ PASSWORD = "portal bench password"
 
 
 def setup(api, projects):
+    # The server starts with the environment `common.ENVIRONMENT` (the first of the lifecycle).
     environments = [api.call("POST", "/api/Spaces-1/environments", {"Name": name})
-                    for name in ["Development", "Staging", "Live"]]
+                    for name in ["Staging", "Live"]]
     groups = [api.call("POST", "/api/Spaces-1/projectgroups", {"Name": f"Group {index:02}"})
               for index in range(10)]
     created = []
@@ -42,7 +43,7 @@ def setup(api, projects):
             api.call("PUT", f"/api/Spaces-1/projects/{project['Id']}/deploymentprocesses", process)
             api.call("POST", "/api/Spaces-1/releases/create/v1",
                      {"ProjectName": project["Name"], "ReleaseVersion": "1.0.0"})
-    tasks = [deploy.deploy(api, project["Name"], "Development") for project in created[:100]]
+    tasks = [deploy.deploy(api, project["Name"], common.ENVIRONMENT) for project in created[:100]]
     for task_id in tasks:
         deploy.wait_task(api, task_id)
     release = api.call("GET", f"/api/Spaces-1/projects/{created[0]['Id']}/releases")["Items"][0]

@@ -319,6 +319,67 @@ async fn interruptions_are_answered_and_steps_reordered_in_the_browser() {
     }
     browser.wait_for_text("1. Needs a fix").await;
     browser.screenshot("process-reordered").await;
+
+    // A package uploaded through the library page, with its progress bar, then deleted.
+    let package = marker.path().join("Portal.App.1.2.3.zip");
+    std::fs::write(
+        &package,
+        super::packages::zip_with(&[("index.html", b"hello")]),
+    )
+    .expect("write a package");
+    browser.open("/app/Spaces-1/library/packages").await;
+    browser
+        .wait_for("#package-file")
+        .await
+        .send_keys(&package.display().to_string())
+        .await
+        .expect("choose the package file");
+    browser.click("form[data-upload] button[type=submit]").await;
+    browser
+        .wait_for(r#"a[href$="/library/packages/Portal.App"]"#)
+        .await;
+    browser.wait_for_text("1.2.3").await;
+    browser.screenshot("packages").await;
+    browser
+        .click(r#"a[href$="/library/packages/Portal.App"]"#)
+        .await;
+    browser.wait_for_text("Download").await;
+    browser
+        .click(r#"button[aria-label="Delete version 1.2.3"]"#)
+        .await;
+    browser
+        .client
+        .accept_alert()
+        .await
+        .expect("confirm the delete");
+    browser.wait_for_text("No versions of this package.").await;
+
+    // A lifecycle edited in the library: a phase added and saved.
+    browser
+        .open("/app/Spaces-1/library/lifecycles/Lifecycles-1?add_phase=true")
+        .await;
+    browser.fill(r#"[name="Phases/0/Name"]"#, "Early").await;
+    browser
+        .click("form[data-transform=lifecycle] button.primary[type=submit]")
+        .await;
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let lifecycle = api(
+            &server,
+            "GET",
+            "/api/Spaces-1/lifecycles/Lifecycles-1",
+            json!(null),
+        )
+        .await;
+        if lifecycle["Phases"][0]["Name"] == "Early" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the phase was not saved: {lifecycle}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Signs in from the sign-in page and expects to land back on `path`.
