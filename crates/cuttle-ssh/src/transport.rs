@@ -789,6 +789,8 @@ impl Transport for SshTransport {
         target: &TargetAddress,
         request: &ScriptRequest,
     ) -> Result<StartOutcome, TransportError> {
+        let keyed = request_isolated_per_target(request, target);
+        let request = keyed.as_ref().unwrap_or(request);
         let result = match SshTarget::from_address(target) {
             Ok(ssh_target) => self.inner.start(&ssh_target, request).await,
             Err(error) => Err(error),
@@ -985,5 +987,58 @@ mod tests {
             command,
             "\"$HOME\"/'.cuttle/bin/cuttle-0123' exec --root '/srv/cuttle work' 'status' '--ticket' 't-1'"
         );
+    }
+}
+
+/// The request with its isolation mutex named after the target, when it names none.
+///
+/// `cuttle exec`'s default mutex is one per exec root, that is per SSH login: right for an
+/// agent, which is one target, but several SSH targets may share a host and account, and
+/// Octopus keeps "one script at a time" per *target*. Keyed by the machine id, targets that
+/// share a login run side by side while each still runs one script at a time.
+fn request_isolated_per_target(
+    request: &ScriptRequest,
+    target: &TargetAddress,
+) -> Option<ScriptRequest> {
+    if request.isolation_mutex_name.is_some() || target.machine_id.is_empty() {
+        return None;
+    }
+    let mut keyed = request.clone();
+    keyed.isolation_mutex_name = Some(format!("target-{}", target.machine_id));
+    Some(keyed)
+}
+
+#[cfg(test)]
+mod isolation_tests {
+    use cuttle_exec::{ScriptRequest, ScriptSyntax};
+    use cuttle_orchestrator::TargetAddress;
+
+    use super::request_isolated_per_target;
+
+    fn address(machine_id: &str) -> TargetAddress {
+        TargetAddress {
+            machine_id: machine_id.to_owned(),
+            name: "web01".to_owned(),
+            space_id: "Spaces-1".to_owned(),
+            endpoint: cuttle_domain::Endpoint::None,
+        }
+    }
+
+    #[test]
+    fn ssh_targets_sharing_a_login_get_a_mutex_each() {
+        let request = ScriptRequest::new(
+            "ticket-1".to_owned(),
+            ScriptSyntax::Bash,
+            "echo hi".to_owned(),
+        );
+        let keyed = request_isolated_per_target(&request, &address("Machines-3"))
+            .expect("a request naming no mutex is keyed by its target");
+        assert_eq!(keyed.mutex_name(), "target-Machines-3");
+        assert!(keyed.validate().is_ok(), "the name is a valid mutex name");
+
+        let mut named = request.clone();
+        named.isolation_mutex_name = Some("Deployments".to_owned());
+        assert!(request_isolated_per_target(&named, &address("Machines-3")).is_none());
+        assert!(request_isolated_per_target(&request, &address("")).is_none());
     }
 }
