@@ -320,6 +320,64 @@ async fn interruptions_are_answered_and_steps_reordered_in_the_browser() {
     browser.wait_for_text("1. Needs a fix").await;
     browser.screenshot("process-reordered").await;
 
+    // Saving the variables page keeps what its columns do not show: a channel scope, and
+    // whether a prompt is required.
+    let project_id = project["Id"].as_str().unwrap_or_default().to_owned();
+    let variables_path = format!(
+        "/api/Spaces-1/variables/{}",
+        project["VariableSetId"].as_str().unwrap_or_default()
+    );
+    let channels = api(
+        &server,
+        "GET",
+        &format!("/api/Spaces-1/projects/{project_id}/channels"),
+        json!(null),
+    )
+    .await;
+    let channel_id = channels["Items"][0]["Id"].clone();
+    let mut variables = api(&server, "GET", &variables_path, json!(null)).await;
+    variables["Variables"] = json!([{
+        "Name": "Region", "Value": "eu",
+        "Scope": {"Channel": [channel_id.clone()], "Environment": [created_environment_id(&server).await]},
+        "Prompt": {"Label": "Which region?", "Description": "Where to deploy", "Required": true},
+    }]);
+    api(&server, "PUT", &variables_path, variables).await;
+    {
+        browser
+            .open(&format!("/app/Spaces-1/projects/{project_id}/variables"))
+            .await;
+        browser
+            .fill("tbody tr:first-child [data-column=Value]", "us")
+            .await;
+        browser
+            .click("form[data-variables] button[type=submit]")
+            .await;
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let variables = api(&server, "GET", &variables_path, json!(null)).await;
+            let variable = &variables["Variables"][0];
+            if variable["Value"] == "us" {
+                assert_eq!(
+                    variable["Scope"]["Channel"],
+                    json!([channel_id]),
+                    "{variable}"
+                );
+                assert_eq!(variable["Prompt"]["Required"], json!(true), "{variable}");
+                assert_eq!(
+                    variable["Prompt"]["Description"],
+                    json!("Where to deploy"),
+                    "{variable}"
+                );
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the variable was not saved: {variables}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     // A package uploaded through the library page, with its progress bar, then deleted.
     let package = marker.path().join("Portal.App.1.2.3.zip");
     std::fs::write(
@@ -382,6 +440,15 @@ async fn interruptions_are_answered_and_steps_reordered_in_the_browser() {
     }
 }
 
+/// The id of the space's first environment.
+async fn created_environment_id(server: &TestServer) -> String {
+    let environments = api(server, "GET", "/api/Spaces-1/environments", json!(null)).await;
+    environments["Items"][0]["Id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// Signs in from the sign-in page and expects to land back on `path`.
 async fn sign_in_to(browser: &Browser, path: &str) {
     browser.fill("#username", "admin").await;
@@ -415,7 +482,16 @@ async fn a_user_deploys_and_promotes_a_release_in_the_browser() {
         let form = r#"form[data-api="POST /api/Spaces-1/environments"]"#;
         browser.fill(&format!("{form} [name=Name]"), name).await;
         browser.click(&format!("{form} button[type=submit]")).await;
-        browser.wait_for_text(name).await;
+        // The empty page names them too ("start with Development, Test…"): wait for the row.
+        browser
+            .client
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::XPath(&format!(
+                "//tr[@data-url]/td[contains(., {name:?})]"
+            )))
+            .await
+            .unwrap_or_else(|error| panic!("{name} was not listed: {error}"));
     }
     browser.wait_for_text("Production").await;
     browser.screenshot("environments").await;

@@ -518,16 +518,21 @@
           } else {
             variable.Value = newValue;
           }
-          variable.Type = variable.IsSensitive ? 'Sensitive' : 'String';
-          variable.Scope = {};
-          var environments = value('Environment');
-          if (environments && environments.length) variable.Scope.Environment = environments;
-          var roles = value('Role');
-          if (roles && roles.length) variable.Scope.Role = roles;
-          var machines = value('Machine');
-          if (machines && machines.length) variable.Scope.Machine = machines;
+          // Other types (certificates, accounts) are kept; text values follow the checkbox.
+          if (!original.Type || original.Type === 'String' || original.Type === 'Sensitive') {
+            variable.Type = variable.IsSensitive ? 'Sensitive' : 'String';
+          }
+          // Only the columns shown are edited: other scopes (machines, channels, steps) and the
+          // prompt's other settings are kept as they were.
+          variable.Scope = Object.assign({}, original.Scope || {});
+          [['Environment', value('Environment')], ['Role', value('Role')]].forEach(function (pair) {
+            if (pair[1] && pair[1].length) variable.Scope[pair[0]] = pair[1];
+            else delete variable.Scope[pair[0]];
+          });
           var label = value('Prompt');
-          variable.Prompt = label ? { Label: label, Description: '', Required: value('Required') === true } : null;
+          variable.Prompt = label
+            ? Object.assign({ Description: '', Required: false }, original.Prompt || {}, { Label: label })
+            : null;
           return variable;
         });
         return set;
