@@ -62,7 +62,7 @@ async fn environments(viewer: Viewer, Path(space_id): Path<String>) -> Result<Re
     let body = html! {
         (tabs(&space_id, "Environments"))
         table data-reorder {
-            thead { tr { th { "Order" } th { "Environment" } th { "Guided failure by default" } th { span.sr { "Move" } } } }
+            thead { tr { th { "Order" } th { "Environment" } th { "Guided failure by default" } th { span.sr { "Move or delete" } } } }
             tbody {
                 @for (index, environment) in environments.iter().enumerate() {
                     tr data-url={ "/api/" (space_id) "/environments/" (environment.text("Id")) } data-resource=(environment.to_string()) {
@@ -73,6 +73,11 @@ async fn environments(viewer: Viewer, Path(space_id): Path<String>) -> Result<Re
                             button.secondary type="button" data-move="up" disabled[index == 0] aria-label={ "Move " (environment.text("Name")) " earlier" } { "↑" }
                             " "
                             button.secondary type="button" data-move="down" disabled[index + 1 == environments.len()] aria-label={ "Move " (environment.text("Name")) " later" } { "↓" }
+                            " "
+                            form.inline data-api={ "DELETE /api/" (space_id) "/environments/" (environment.text("Id")) } data-then="reload"
+                                data-confirm={ "Delete the environment " (environment.text("Name")) "?" } {
+                                button.danger type="submit" aria-label={ "Delete " (environment.text("Name")) } { "Delete" }
+                            }
                         }
                     }
                 }
@@ -319,10 +324,19 @@ async fn accounts(viewer: Viewer, Path(space_id): Path<String>) -> Result<Respon
     let body = html! {
         (tabs(&space_id, "Accounts"))
         table {
-            thead { tr { th { "Account" } th { "Type" } th { "Username" } } }
+            thead { tr { th { "Account" } th { "Type" } th { "Username" } th { span.sr { "Delete" } } } }
             tbody {
                 @for account in &accounts {
-                    tr { td { (account.text("Name")) } td { (account.text("AccountType")) } td { (account.text("Username")) } }
+                    tr {
+                        td { (account.text("Name")) } td { (account.text("AccountType")) } td { (account.text("Username")) }
+                        td {
+                            form.inline data-api={ "DELETE /api/" (space_id) "/accounts/" (account.text("Id")) } data-then="reload"
+                                data-confirm={ "Delete the account " (account.text("Name")) "?" } {
+                                (form_errors())
+                                button.danger type="submit" aria-label={ "Delete " (account.text("Name")) } { "Delete" }
+                            }
+                        }
+                    }
                 }
             }
         }

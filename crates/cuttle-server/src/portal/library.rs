@@ -83,7 +83,16 @@ async fn packages(viewer: Viewer, Path(space_id): Path<String>) -> Result<Respon
                 input #package-file type="file" name="fileToUpload" required;
                 p.field-error data-error-for="fileToUpload" hidden {}
             }
-            input type="hidden" name="overwriteMode" value="FailIfExists";
+            div.field {
+                label {
+                    span.label-text { "If this version is already in the feed" }
+                    select name="overwriteMode" {
+                        option value="FailIfExists" { "Refuse the upload" }
+                        option value="OverwriteExisting" { "Replace it" }
+                        option value="IgnoreIfExists" { "Keep the one in the feed" }
+                    }
+                }
+            }
             progress hidden value="0" max="1" aria-label="Upload progress" {}
             button.primary type="submit" { "Upload" }
         }

@@ -686,6 +686,31 @@ async fn a_user_deploys_and_promotes_a_release_in_the_browser() {
         .await;
     browser.screenshot("lifecycle").await;
 
+    // An environment deleted from the environments page.
+    browser
+        .open("/app/Spaces-1/infrastructure/environments")
+        .await;
+    browser
+        .click(r#"button[aria-label="Delete Production"]"#)
+        .await;
+    browser
+        .client
+        .accept_alert()
+        .await
+        .expect("confirm the delete");
+    let deadline = std::time::Instant::now() + WAIT;
+    while browser
+        .source()
+        .await
+        .contains(r#"aria-label="Delete Production""#)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Production was not deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // Signing out ends the session: the portal asks to sign in again.
     browser.open("/app/Spaces-1").await;
     browser
