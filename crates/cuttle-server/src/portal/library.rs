@@ -132,6 +132,11 @@ async fn package_versions(
         .into_iter()
         .filter(|package| package.text("PackageId").eq_ignore_ascii_case(&package_id))
         .collect();
+    // Paths are matched case-insensitively (a letters-only id arrives lower-cased): show the
+    // id as the feed spells it.
+    let package_id = versions.first().map_or(package_id.clone(), |package| {
+        package.text("PackageId").to_owned()
+    });
     let body = html! {
         (heading(&[("Library", format!("/app/{space_id}/library/packages"))], &package_id, html! {}))
         table {
