@@ -67,7 +67,21 @@ async fn environments(viewer: Viewer, Path(space_id): Path<String>) -> Result<Re
                 @for (index, environment) in environments.iter().enumerate() {
                     tr data-url={ "/api/" (space_id) "/environments/" (environment.text("Id")) } data-resource=(environment.to_string()) {
                         td { (index + 1) }
-                        td { (environment.text("Name")) br; span.muted { (environment.text("Description")) } }
+                        td {
+                            details {
+                                summary { (environment.text("Name")) }
+                                form data-api={ "PUT /api/" (space_id) "/environments/" (environment.text("Id")) }
+                                    data-base={ "#environment-" (environment.text("Id")) } data-then="reload" {
+                                    (form_errors())
+                                    (text_field("Name", "Name", environment.text("Name"), true))
+                                    (text_area("Description", "Description", environment.text("Description"), 2, false))
+                                    (check_field("Use guided failure by default", "UseGuidedFailure", environment.flag("UseGuidedFailure")))
+                                    button.primary type="submit" { "Save" }
+                                }
+                                (embedded_json(&format!("environment-{}", environment.text("Id")), environment))
+                            }
+                            span.muted { (environment.text("Description")) }
+                        }
                         td { @if environment.flag("UseGuidedFailure") { "Yes" } @else { "No" } }
                         td {
                             button.secondary type="button" data-move="up" disabled[index == 0] aria-label={ "Move " (environment.text("Name")) " earlier" } { "↑" }

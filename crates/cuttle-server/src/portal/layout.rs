@@ -81,6 +81,7 @@ pub(crate) fn page(
                         }
                     }
                     div.user {
+                        a href={ "/app/" (space_id) "/spaces" } { "Spaces" }
                         span { (display_name(viewer)) }
                         form data-api="POST /api/users/logout" data-then="/app/sign-in" {
                             button.link type="submit" { "Sign out" }

@@ -354,11 +354,12 @@ async fn step_editor(
     Path((space_id, project_id, index)): Path<(String, String, String)>,
     Query(query): Query<NewStepQuery>,
 ) -> Result<Response, PageError> {
-    let [project, environments] = viewer
+    let [project, environments, pools] = viewer
         .api
         .get_all([
             &format!("/api/{space_id}/projects/{project_id}"),
             &format!("/api/{space_id}/environments?take=2147483647"),
+            &format!("/api/{space_id}/workerpools?take=2147483647"),
         ])
         .await?;
     let process_url = format!(
@@ -410,6 +411,20 @@ async fn step_editor(
                 (select_field("Runs", "Actions/0/Properties/Octopus.Action.RunOnServer",
                     &[("false".to_owned(), "On deployment targets, by role".to_owned()), ("true".to_owned(), "Once, on a worker".to_owned())],
                     if on_worker { "true" } else { "false" }))
+            }
+            @if action_type == SCRIPT {
+                div.field {
+                    label {
+                        span.label-text { "Worker pool (for steps that run on a worker)" }
+                        select name="Actions/0/WorkerPoolId" data-type="optional" {
+                            option value="" { "The default pool" }
+                            @for pool in pools.list("Items") {
+                                option value=(pool.text("Id")) selected[action.text("WorkerPoolId") == pool.text("Id")] { (pool.text("Name")) }
+                            }
+                        }
+                    }
+                    p.field-error data-error-for="Actions/0/WorkerPoolId" hidden {}
+                }
             }
             @if action_type != MANUAL {
                 (text_field("Target roles (comma-separated)", "Properties/Octopus.Action.TargetRoles",

@@ -10,7 +10,9 @@ use super::layout::{Section, form_errors, heading, page, text_field, time};
 use super::{PageError, PortalState, Viewer};
 
 pub(crate) fn routes() -> axum::Router<PortalState> {
-    axum::Router::new().route("/app/{space_id}/configuration", get(api_keys))
+    axum::Router::new()
+        .route("/app/{space_id}/configuration", get(api_keys))
+        .route("/app/{space_id}/spaces", get(spaces))
 }
 
 async fn api_keys(viewer: Viewer, Path(space_id): Path<String>) -> Result<Response, PageError> {
@@ -73,6 +75,36 @@ async fn api_keys(viewer: Viewer, Path(space_id): Path<String>) -> Result<Respon
         &space_id,
         Section::Configuration,
         "Configuration",
+        body,
+    ))
+}
+
+/// Every space the user can see, to switch between them.
+async fn spaces(viewer: Viewer, Path(space_id): Path<String>) -> Result<Response, PageError> {
+    let spaces = viewer.api.items("/api/spaces").await?;
+    let body = html! {
+        (heading(&[], "Spaces", html! {}))
+        p.muted { "Each space has its own projects, environments, targets and library." }
+        table {
+            thead { tr { th { "Space" } th { "Description" } } }
+            tbody {
+                @for space in &spaces {
+                    tr {
+                        td {
+                            a href={ "/app/" (space.text("Id")) } aria-current=[(space.text("Id") == space_id).then_some("page")] { (space.text("Name")) }
+                            @if space.flag("IsDefault") { " " span.badge.queued { "Default" } }
+                        }
+                        td.muted { (space.text("Description")) }
+                    }
+                }
+            }
+        }
+    };
+    Ok(page(
+        &viewer,
+        &space_id,
+        Section::Configuration,
+        "Spaces",
         body,
     ))
 }

@@ -438,6 +438,34 @@ async fn interruptions_are_answered_and_steps_reordered_in_the_browser() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // An environment renamed in place, and the spaces page.
+    browser
+        .open("/app/Spaces-1/infrastructure/environments")
+        .await;
+    browser.click("tr[data-url] details summary").await;
+    browser
+        .fill("tr[data-url] details [name=Name]", "Dev")
+        .await;
+    browser.click("tr[data-url] details button.primary").await;
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let environments = api(&server, "GET", "/api/Spaces-1/environments", json!(null)).await;
+        if environments["Items"][0]["Name"] == "Dev" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the environment was not renamed: {environments}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    browser
+        .click(r#"header a[href="/app/Spaces-1/spaces"]"#)
+        .await;
+    browser
+        .wait_for(r#"a[href="/app/Spaces-1"][aria-current="page"]"#)
+        .await;
 }
 
 /// The id of the space's first environment.
