@@ -10,7 +10,7 @@ use maud::{Markup, html};
 use serde_json::Value;
 
 use super::api::Field as _;
-use super::layout::{Section, page, state_class, time};
+use super::layout::{Section, page, state_class, state_label, time};
 use super::{PageError, PortalState, Viewer};
 
 pub(crate) fn routes() -> axum::Router<PortalState> {
@@ -112,11 +112,6 @@ fn cell(space_id: &str, item: Option<&Value>) -> Markup {
         None => html! { td.empty { span.muted { "—" } } },
         Some(item) => {
             let state = item.text("State");
-            let label = match state {
-                "Canceled" => "Cancelled",
-                "TimedOut" => "Timed out",
-                other => other,
-            };
             let when = if item.text("CompletedTime").is_empty() {
                 item.text("QueueTime")
             } else {
@@ -128,7 +123,7 @@ fn cell(space_id: &str, item: Option<&Value>) -> Markup {
                         href={ "/app/" (space_id) "/tasks/" (item.text("TaskId")) } {
                         span.version { (item.text("ReleaseVersion")) }
                         " "
-                        span.state { (label) }
+                        span.state { (state_label(state)) }
                         @if item.flag("HasPendingInterruptions") { " · " strong { "needs you" } }
                         span.when { (time(when)) }
                     }

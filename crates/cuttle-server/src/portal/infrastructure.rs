@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::api::Field as _;
 use super::layout::{
     Section, check_field, embedded_json, form_errors, heading, options_of, page, select_field,
-    text_area, text_field, time,
+    tab_bar, text_area, text_field, time,
 };
 use super::projects::name_in;
 use super::{PageError, PortalState, Viewer};
@@ -46,11 +46,7 @@ fn tabs(space_id: &str, current: &str) -> Markup {
     ];
     html! {
         (heading(&[], "Infrastructure", html! {}))
-        nav.tabs aria-label="Infrastructure" {
-            @for (label, href) in &tabs {
-                a href=(href) aria-current=[(*label == current).then_some("page")] { (label) }
-            }
-        }
+        (tab_bar("Infrastructure", &tabs, current))
     }
 }
 

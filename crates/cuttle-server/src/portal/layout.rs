@@ -153,6 +153,17 @@ pub(crate) fn heading(trail: &[(&str, String)], title: &str, actions: Markup) ->
     }
 }
 
+/// A row of tabs, `current` marked as the page shown.
+pub(crate) fn tab_bar(label: &str, tabs: &[(&str, String)], current: &str) -> Markup {
+    html! {
+        nav.tabs aria-label=(label) {
+            @for (tab, href) in tabs {
+                a href=(href) aria-current=[(*tab == current).then_some("page")] { (tab) }
+            }
+        }
+    }
+}
+
 /// A task state as a coloured badge, with text so colour is never the only signal.
 pub(crate) fn state_badge(state: &str) -> Markup {
     html! { span class={ "badge " (state_class(state)) } data-state=(state) { (state_label(state)) } }
@@ -169,7 +180,8 @@ pub(crate) fn state_class(state: &str) -> &'static str {
     }
 }
 
-fn state_label(state: &str) -> &str {
+/// A state as people read it (`Cancelled`, `Timed out`).
+pub(crate) fn state_label(state: &str) -> &str {
     match state {
         "TimedOut" => "Timed out",
         "Canceled" => "Cancelled",

@@ -10,10 +10,10 @@ use serde_json::{Value, json};
 
 use super::api::Field as _;
 use super::layout::{
-    Section, check_field, embedded_json, form_errors, heading, page, select_field, text_area,
-    text_field, time,
+    Section, check_field, embedded_json, form_errors, heading, page, select_field, tab_bar,
+    text_area, text_field, time,
 };
-use super::projects::variable_row;
+use super::projects::variables_editor;
 use super::{PageError, PortalState, Viewer};
 
 pub(crate) fn routes() -> axum::Router<PortalState> {
@@ -45,11 +45,7 @@ fn tabs(space_id: &str, current: &str) -> Markup {
     ];
     html! {
         (heading(&[], "Library", html! {}))
-        nav.tabs aria-label="Library" {
-            @for (label, href) in &tabs {
-                a href=(href) aria-current=[(*label == current).then_some("page")] { (label) }
-            }
-        }
+        (tab_bar("Library", &tabs, current))
     }
 }
 
@@ -224,27 +220,9 @@ async fn variable_set(
         library_set.text("VariableSetId")
     );
     let set = viewer.api.get(&set_url).await?;
-    let scope_values = set.get("ScopeValues").cloned().unwrap_or(Value::Null);
     let body = html! {
         (heading(&[("Library", format!("/app/{space_id}/library/variables"))], library_set.text("Name"), html! {}))
-        form data-api={ "PUT " (set_url) } data-base="#variables-json" data-transform="variables" data-then="reload" data-variables {
-            (form_errors())
-            table {
-                thead { tr {
-                    th { "Name" } th { "Value" } th { "Sensitive" } th { "Environments" } th { "Roles" } th { "Prompt label" } th { span.sr { "Remove" } }
-                } }
-                tbody {
-                    @for variable in set.list("Variables") { (variable_row(Some(variable), &scope_values)) }
-                }
-            }
-            template { (variable_row(None, &scope_values)) }
-            p {
-                button.secondary type="button" data-add-variable { "Add variable" }
-                " "
-                button.primary type="submit" { "Save variables" }
-            }
-        }
-        (embedded_json("variables-json", &set))
+        (variables_editor(&set_url, &set))
     };
     Ok(page(
         &viewer,

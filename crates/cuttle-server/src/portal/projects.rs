@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::api::Field as _;
 use super::layout::{
     Section, check_field, embedded_json, form_errors, heading, options_of, page, select_field,
-    state_class, text_area, text_field, time,
+    state_class, tab_bar, text_area, text_field, time,
 };
 use super::{PageError, PortalState, Viewer};
 
@@ -133,13 +133,7 @@ fn project_tabs(space_id: &str, project: &Value, current: &str) -> Markup {
         ("Channels", format!("{base}/channels")),
         ("Settings", format!("{base}/settings")),
     ];
-    html! {
-        nav.tabs aria-label="Project" {
-            @for (label, href) in &tabs {
-                a href=(href) aria-current=[(*label == current).then_some("page")] { (label) }
-            }
-        }
-    }
+    tab_bar("Project", &tabs, current)
 }
 
 fn project_heading(space_id: &str, project: &Value, current: &str, actions: Markup) -> Markup {
@@ -501,10 +495,33 @@ async fn variables(
         project.text("VariableSetId")
     );
     let set = viewer.api.get(&set_url).await?;
-    let scope_values = set.get("ScopeValues").cloned().unwrap_or(Value::Null);
     let included: Vec<&str> = project.strings("IncludedLibraryVariableSetIds");
     let body = html! {
         (project_heading(&space_id, &project, "Variables", html! {}))
+        (variables_editor(&set_url, &set))
+        h2 { "Included library variable sets" }
+        @if included.is_empty() { p.muted { "None. Choose them in the project's settings." } }
+        ul {
+            @for id in &included {
+                li { a href={ "/app/" (space_id) "/library/variables/" (id) } { (name_in(library_sets.list("Items"), id)) } }
+            }
+        }
+    };
+    Ok(page(
+        &viewer,
+        &space_id,
+        Section::Projects,
+        "Variables",
+        body,
+    ))
+}
+
+/// The variables table of the variable set at `set_url` (a project's or a library set's),
+/// saved whole with `PUT`; `portal.js`'s `variables` transform turns the rows back into
+/// `Variables`, keeping what the columns do not show.
+pub(crate) fn variables_editor(set_url: &str, set: &Value) -> Markup {
+    let scope_values = set.get("ScopeValues").cloned().unwrap_or(Value::Null);
+    html! {
         form data-api={ "PUT " (set_url) } data-base="#variables-json" data-transform="variables" data-then="reload" data-variables {
             (form_errors())
             table {
@@ -523,25 +540,11 @@ async fn variables(
             }
             p.muted { "Sensitive values are never shown again once saved; leave one empty to keep it." }
         }
-        h2 { "Included library variable sets" }
-        @if included.is_empty() { p.muted { "None. Choose them in the project's settings." } }
-        ul {
-            @for id in &included {
-                li { a href={ "/app/" (space_id) "/library/variables/" (id) } { (name_in(library_sets.list("Items"), id)) } }
-            }
-        }
-        (embedded_json("variables-json", &set))
-    };
-    Ok(page(
-        &viewer,
-        &space_id,
-        Section::Projects,
-        "Variables",
-        body,
-    ))
+        (embedded_json("variables-json", set))
+    }
 }
 
-pub(crate) fn variable_row(variable: Option<&Value>, scope_values: &Value) -> Markup {
+fn variable_row(variable: Option<&Value>, scope_values: &Value) -> Markup {
     let empty = Value::Null;
     let variable = variable.unwrap_or(&empty);
     let sensitive = variable.flag("IsSensitive");

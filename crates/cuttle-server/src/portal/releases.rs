@@ -353,24 +353,8 @@ async fn deploy_page(
             }
             details {
                 summary { "Advanced: targets, steps, schedule, guided failure" }
-                fieldset {
-                    legend { "Deploy only to these targets (none: all)" }
-                    @for machine in machines.list("Items") {
-                        div.field.check {
-                            input id={ "only-" (machine.text("Id")) } type="checkbox" name="SpecificMachineNames" data-type="checklist" value=(machine.text("Name"));
-                            label for={ "only-" (machine.text("Id")) } { (machine.text("Name")) }
-                        }
-                    }
-                }
-                fieldset {
-                    legend { "Exclude these targets" }
-                    @for machine in machines.list("Items") {
-                        div.field.check {
-                            input id={ "exclude-" (machine.text("Id")) } type="checkbox" name="ExcludedMachineNames" data-type="checklist" value=(machine.text("Name"));
-                            label for={ "exclude-" (machine.text("Id")) } { (machine.text("Name")) }
-                        }
-                    }
-                }
+                (machine_checklist("Deploy only to these targets (none: all)", "SpecificMachineNames", machines.list("Items")))
+                (machine_checklist("Exclude these targets", "ExcludedMachineNames", machines.list("Items")))
                 fieldset {
                     legend { "Skip these steps" }
                     @for step in process.list("Steps") {
@@ -407,4 +391,21 @@ async fn deploy_page(
         }
     };
     Ok(page(&viewer, &space_id, Section::Projects, &title, body))
+}
+
+/// Checkboxes of every target's name, sent as the list `field` (`data-type="checklist"`).
+fn machine_checklist(legend: &str, field: &str, machines: &[Value]) -> Markup {
+    html! {
+        fieldset {
+            legend { (legend) }
+            @for machine in machines {
+                div.field.check {
+                    label {
+                        input type="checkbox" name=(field) data-type="checklist" value=(machine.text("Name"));
+                        " " (machine.text("Name"))
+                    }
+                }
+            }
+        }
+    }
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::api::Field as _;
 use super::layout::{
-    Section, embedded_json, form_errors, heading, options_of, page, state_badge, state_class, time,
+    Section, form_errors, heading, options_of, page, state_badge, state_class, time,
 };
 use super::{PageError, PortalState, Viewer};
 
@@ -158,19 +158,19 @@ async fn task_page(
                 a.button.secondary href={ (task_url) "/raw" } download={ (task_id) ".log" } { "Raw log" }
                 @if running {
                     form.inline data-api={ "POST /api/tasks/" (task_id) "/cancel" } data-body="none"
-                        data-then="reload" data-confirm="Cancel this task? Running scripts are stopped." data-while-running {
+                        data-then="reload" data-confirm="Cancel this task? Running scripts are stopped." {
                         button.danger type="submit" { "Cancel" }
                     }
                 }
             },
         ))
-        div.card data-task-summary {
+        div.card {
             dl.summary-grid {
                 dt { "State" } dd { span class={ "badge " (state_class(state)) } data-task-state data-state=(state) { (state) } }
                 dt { "Queued" } dd { (time(task.text("QueueTime"))) }
                 dt { "Started" } dd { (time(task.text("StartTime"))) }
                 dt { "Completed" } dd { (time(task.text("CompletedTime"))) }
-                dt { "Duration" } dd data-duration { (task.text("Duration")) }
+                dt { "Duration" } dd { (task.text("Duration")) }
                 @if running {
                     dt { "Progress" }
                     dd { div.progress role="progressbar" aria-valuenow=(progress) aria-valuemin="0" aria-valuemax="100" { span style={ "width:" (progress) "%" } {} } }
@@ -191,7 +191,6 @@ async fn task_page(
                 (activity_block(activity))
             }
         }
-        (embedded_json("task-json", &task))
     };
     Ok(page(&viewer, &space_id, Section::Tasks, &title, body))
 }

@@ -188,15 +188,6 @@ impl Browser {
     }
 }
 
-/// Signs in as the test administrator from the sign-in page, landing on the dashboard.
-async fn sign_in(browser: &Browser) {
-    browser.fill("#username", "admin").await;
-    browser.fill("#password", TEST_ADMIN_PASSWORD).await;
-    browser.click("form button[type=submit]").await;
-    let dashboard_path = browser.wait_for_path("/app/Spaces-1").await;
-    assert_eq!(dashboard_path, "/app/Spaces-1");
-}
-
 /// Sends `body` to the API as the test administrator; the answer's JSON.
 async fn api(
     server: &TestServer,
@@ -305,18 +296,13 @@ async fn interruptions_are_answered_and_steps_reordered_in_the_browser() {
     browser
         .click(r#"button[data-process-op="down"][data-index="0"]"#)
         .await;
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let process = api(&server, "GET", &process_path, json!(null)).await;
-        if process["Steps"][0]["Name"] == "Needs a fix" {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the steps were not reordered: {process}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    api_until(
+        &server,
+        &process_path,
+        "the steps were not reordered",
+        |process| process["Steps"][0]["Name"] == "Needs a fix",
+    )
+    .await;
     browser.wait_for_text("1. Needs a fix").await;
     browser.screenshot("process-reordered").await;
 
@@ -342,41 +328,34 @@ async fn interruptions_are_answered_and_steps_reordered_in_the_browser() {
         "Prompt": {"Label": "Which region?", "Description": "Where to deploy", "Required": true},
     }]);
     api(&server, "PUT", &variables_path, variables).await;
-    {
-        browser
-            .open(&format!("/app/Spaces-1/projects/{project_id}/variables"))
-            .await;
-        browser
-            .fill("tbody tr:first-child [data-column=Value]", "us")
-            .await;
-        browser
-            .click("form[data-variables] button[type=submit]")
-            .await;
-        let deadline = std::time::Instant::now() + WAIT;
-        loop {
-            let variables = api(&server, "GET", &variables_path, json!(null)).await;
-            let variable = &variables["Variables"][0];
-            if variable["Value"] == "us" {
-                assert_eq!(
-                    variable["Scope"]["Channel"],
-                    json!([channel_id]),
-                    "{variable}"
-                );
-                assert_eq!(variable["Prompt"]["Required"], json!(true), "{variable}");
-                assert_eq!(
-                    variable["Prompt"]["Description"],
-                    json!("Where to deploy"),
-                    "{variable}"
-                );
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the variable was not saved: {variables}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
+    browser
+        .open(&format!("/app/Spaces-1/projects/{project_id}/variables"))
+        .await;
+    browser
+        .fill("tbody tr:first-child [data-column=Value]", "us")
+        .await;
+    browser
+        .click("form[data-variables] button[type=submit]")
+        .await;
+    let variables = api_until(
+        &server,
+        &variables_path,
+        "the variable was not saved",
+        |set| set["Variables"][0]["Value"] == "us",
+    )
+    .await;
+    let variable = &variables["Variables"][0];
+    assert_eq!(
+        variable["Scope"]["Channel"],
+        json!([channel_id]),
+        "{variable}"
+    );
+    assert_eq!(variable["Prompt"]["Required"], json!(true), "{variable}");
+    assert_eq!(
+        variable["Prompt"]["Description"],
+        json!("Where to deploy"),
+        "{variable}"
+    );
 
     // A package uploaded through the library page, with its progress bar, then deleted.
     let package = marker.path().join("Portal.App.1.2.3.zip");
@@ -420,24 +399,13 @@ async fn interruptions_are_answered_and_steps_reordered_in_the_browser() {
     browser
         .click("form[data-transform=lifecycle] button.primary[type=submit]")
         .await;
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let lifecycle = api(
-            &server,
-            "GET",
-            "/api/Spaces-1/lifecycles/Lifecycles-1",
-            json!(null),
-        )
-        .await;
-        if lifecycle["Phases"][0]["Name"] == "Early" {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the phase was not saved: {lifecycle}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    api_until(
+        &server,
+        "/api/Spaces-1/lifecycles/Lifecycles-1",
+        "the phase was not saved",
+        |lifecycle| lifecycle["Phases"][0]["Name"] == "Early",
+    )
+    .await;
 
     // An environment renamed in place, and the spaces page.
     browser
@@ -448,24 +416,38 @@ async fn interruptions_are_answered_and_steps_reordered_in_the_browser() {
         .fill("tr[data-url] details [name=Name]", "Dev")
         .await;
     browser.click("tr[data-url] details button.primary").await;
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let environments = api(&server, "GET", "/api/Spaces-1/environments", json!(null)).await;
-        if environments["Items"][0]["Name"] == "Dev" {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the environment was not renamed: {environments}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    api_until(
+        &server,
+        "/api/Spaces-1/environments",
+        "the environment was not renamed",
+        |environments| environments["Items"][0]["Name"] == "Dev",
+    )
+    .await;
     browser
         .click(r#"header a[href="/app/Spaces-1/spaces"]"#)
         .await;
     browser
         .wait_for(r#"a[href="/app/Spaces-1"][aria-current="page"]"#)
         .await;
+}
+
+/// Reads `path` from the API until `done` holds of the answer (the browser's save finishes
+/// after its click returns); fails saying `what` after [`WAIT`].
+async fn api_until(
+    server: &TestServer,
+    path: &str,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let answer = api(server, "GET", path, json!(null)).await;
+        if done(&answer) {
+            return answer;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}: {answer}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The id of the space's first environment.
@@ -477,7 +459,7 @@ async fn created_environment_id(server: &TestServer) -> String {
         .to_owned()
 }
 
-/// Signs in from the sign-in page and expects to land back on `path`.
+/// Signs in as the test administrator from the sign-in page and expects to land on `path`.
 async fn sign_in_to(browser: &Browser, path: &str) {
     browser.fill("#username", "admin").await;
     browser.fill("#password", TEST_ADMIN_PASSWORD).await;
@@ -500,7 +482,7 @@ async fn a_user_deploys_and_promotes_a_release_in_the_browser() {
     browser.fill("#password", "not the password").await;
     browser.click("form button[type=submit]").await;
     browser.wait_for_text("Invalid username or password.").await;
-    sign_in(&browser).await;
+    sign_in_to(&browser, "/app/Spaces-1").await;
 
     // Environments, created in order.
     browser
@@ -583,7 +565,6 @@ async fn a_user_deploys_and_promotes_a_release_in_the_browser() {
     browser
         .click(r#"button[aria-label="Check health of web01"]"#)
         .await;
-    browser.wait_for_path("").await;
     assert_eq!(browser.wait_for_task_end().await, "Success");
     browser.open("/app/Spaces-1/infrastructure/targets").await;
     browser.wait_for(r#"[data-health="Healthy"]"#).await;
@@ -650,10 +631,9 @@ async fn a_user_deploys_and_promotes_a_release_in_the_browser() {
         .await;
     let message = version_error.text().await.expect("error text");
     assert!(message.contains("must not contain spaces"), "{message}");
-    let invalid = browser
+    browser
         .wait_for(r#"[name=Version][aria-invalid="true"]"#)
         .await;
-    drop(invalid);
     browser.screenshot("validation-error").await;
 
     // The release, then a deployment to Development with the live log.
@@ -662,7 +642,10 @@ async fn a_user_deploys_and_promotes_a_release_in_the_browser() {
     browser.wait_for_text("Release 0.0.1").await;
     browser.screenshot("release").await;
     let production_reason = browser.text(r#"[data-cannot-deploy="Production"]"#).await;
-    assert!(!production_reason.is_empty(), "Production gave no reason");
+    assert!(
+        production_reason.contains("cannot reach until phase 'Development' is complete"),
+        "Production's reason: {production_reason}"
+    );
     browser.click(r#"a[data-deploy-to="Development"]"#).await;
     browser.wait_for_text("Deploy Hello 0.0.1").await;
     browser.screenshot("deploy").await;
