@@ -219,9 +219,10 @@ def milliseconds(start, end):
     return (parse_time(end) - parse_time(start)).total_seconds() * 1000
 
 
-def run_task(api, machine_ids, poll_interval=0.002, timeout=120.0):
-    """POSTs an ad-hoc `echo hi` and polls until it is completed. Returns the timings."""
-    arguments = {"ScriptBody": SCRIPT, "Syntax": "Bash"}
+def run_task(api, machine_ids, poll_interval=0.002, timeout=120.0, script=SCRIPT):
+    """POSTs an ad-hoc bash script (`echo hi` unless told) and polls until it is completed.
+    Returns the timings."""
+    arguments = {"ScriptBody": script, "Syntax": "Bash"}
     if machine_ids:
         arguments["MachineIds"] = list(machine_ids)
     started = time.perf_counter()
@@ -628,16 +629,32 @@ def idle_agent_rss(agent):
 
 def memory_split(pid):
     """RSS split as /proc/<pid>/smaps_rollup counts it, in MiB: `Anonymous` (the process' own
-    heap and stacks) and `Shared_Clean` (mostly the cuttle binary's code in the page cache,
-    which every cuttle process on the machine shares: the agent shares its binary with the
-    server)."""
+    heap and stacks, and the binary's relocated `.data.rel.ro`) and `File` (pages of the cuttle
+    binary and the shared libraries, in the page cache)."""
     split = {}
     with open(f"/proc/{pid}/smaps_rollup") as file:
         for line in file:
             name, _, rest = line.partition(":")
-            if name in ("Anonymous", "Shared_Clean"):
+            if name in ("Rss", "Anonymous"):
                 split[name] = int(rest.split()[0]) / 1024
+    split["File"] = split["Rss"] - split["Anonymous"]
     return split
+
+
+def code_layout(binary):
+    """Sizes in MiB of the agent's code block (between `__cuttle_agent_code_start` and `_end`,
+    gathered by crates/cuttle/link/agent-hot.ld) and of all code (`.text`); None when binutils
+    is missing."""
+    try:
+        symbols = subprocess.run(["nm", "--defined-only", binary], capture_output=True, text=True, check=True).stdout
+        sections = subprocess.run(["readelf", "-SW", binary], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    addresses = {fields[2]: int(fields[0], 16) for fields in map(str.split, symbols.splitlines()) if len(fields) == 3}
+    block = addresses.get("__cuttle_agent_code_end", 0) - addresses.get("__cuttle_agent_code_start", 0)
+    text = next((int(fields[5], 16) for fields in (line.replace("[ ", "[").split() for line in sections.splitlines())
+                 if len(fields) > 5 and fields[1] == ".text"), 0)
+    return block / 1024 / 1024, text / 1024 / 1024
 
 
 def load_average():
@@ -826,9 +843,11 @@ def write_report(arguments, figures, command):
         f"| < 10 MiB: {verdict(f['agent_rss_listening'] < 10)} |",
         f"| Idle RSS of one polling agent (2 s after it printed that it is connected) | {f['agent_rss_polling']:.2f} MiB "
         f"| < 10 MiB: {verdict(f['agent_rss_polling'] < 10)} |",
-        *(f"| The same after the server's first health check, {mode}: RSS / anonymous / shared clean "
-          f"(the binary's code) | {split['rss']:.2f} / {split['Anonymous']:.2f} / {split['Shared_Clean']:.2f} MiB | |"
+        *(f"| The same after the server's first health check, {mode}: RSS / anonymous / file-backed "
+          f"(the binary and libc) | {split['rss']:.2f} / {split['Anonymous']:.2f} / {split['File']:.2f} MiB | |"
           for mode, split in f.get("agent_memory_after_health", {}).items()),
+        *(f"| The agent's code gathered at the front of the text (ARCHITECTURE.md, \"Agent code layout\") / all code | "
+          f"{layout[0]:.2f} / {layout[1]:.2f} MiB | |" for layout in [f.get("code_layout")] if layout),
         f"| RSS of the listening agent after its {arguments.warmup + arguments.runs} round trips | {f['agent_rss_after_runs']:.1f} MiB | |",
         f"| Server RSS, fresh, before any agent | {f['server_rss_fresh']:.1f} MiB | |",
         f"| Server RSS with {f['polling_count']} polling agents connected, idle 2 s | {f['server_rss_polling']:.1f} MiB "
@@ -883,7 +902,7 @@ def main():
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, lambda number, frame: sys.exit(128 + number))
 
-    figures = {"load_start": load_average()}
+    figures = {"load_start": load_average(), "code_layout": code_layout(arguments.cuttle)}
     processes = Processes()
     with tempfile.TemporaryDirectory(prefix="cuttle-bench-agents-") as work:
         try:

@@ -7,6 +7,7 @@ mod auth;
 mod bad_input;
 mod cli;
 mod deployments;
+mod layout;
 mod package_deployments;
 mod packages;
 mod portal;
