@@ -26,8 +26,8 @@ pub use pipeline::{
     SelectedPackage, guided_failure_answers,
 };
 pub use process::{
-    DeploymentAction, DeploymentProcess, DeploymentStep, PackageReference, PackageRequirement,
-    StartTrigger, StepCondition,
+    AutoRetry, DeploymentAction, DeploymentProcess, DeploymentStep, PackageReference,
+    PackageRequirement, StartTrigger, StepCondition,
 };
 pub use resources::*;
 pub use validation::{FieldError, Reference, Resource, slugify, validate_name};

@@ -7,6 +7,8 @@
 //! (`Octopus.Action.Script.ScriptBody`, `Octopus.Action.TargetRoles`…) and are kept as given,
 //! including ones Cuttle does not know yet, so nothing a user wrote is lost on a round trip.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use crate::ids::ResourceKind;
@@ -42,6 +44,32 @@ pub mod property {
     /// The primary package of older processes, written as properties instead of `Packages`.
     pub const PACKAGE_ID: &str = "Octopus.Action.Package.PackageId";
     pub const PACKAGE_FEED_ID: &str = "Octopus.Action.Package.FeedId";
+    /// How many times a failed action runs again by itself (so up to this + 1 runs).
+    pub const AUTO_RETRY_MAXIMUM_COUNT: &str = "Octopus.Action.AutoRetry.MaximumCount";
+    /// Seconds to wait before each automatic retry.
+    pub const AUTO_RETRY_MINIMUM_BACKOFF: &str = "Octopus.Action.AutoRetry.MinimumBackoff";
+    /// How long one run of the action may take, in minutes.
+    pub const EXECUTION_TIMEOUT_MINUTES: &str = "Octopus.Action.ExecutionTimeout.Minutes";
+}
+
+/// The most automatic retries an action may ask for.
+pub const MAXIMUM_AUTO_RETRIES: u32 = 100;
+/// The wait before an automatic retry when the action names none, as Octopus's step editor
+/// proposes.
+pub const DEFAULT_AUTO_RETRY_BACKOFF: Duration = Duration::from_secs(15);
+/// The longest wait before an automatic retry, in seconds (a day).
+pub const MAXIMUM_AUTO_RETRY_BACKOFF_SECONDS: u64 = 86_400;
+/// The longest execution timeout, in minutes (a week).
+pub const MAXIMUM_EXECUTION_TIMEOUT_MINUTES: f64 = 10_080.0;
+
+/// How a failed action is run again by itself before the deployment fails (or asks for
+/// guidance): `Octopus.Action.AutoRetry.*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AutoRetry {
+    /// Runs after the first one, at most.
+    pub retries: u32,
+    /// The wait before each.
+    pub backoff: Duration,
 }
 
 /// Action types Cuttle runs now; others are kept but refused at deployment time.
@@ -183,6 +211,39 @@ impl DeploymentAction {
             }
         }
         references
+    }
+
+    /// `Octopus.Action.AutoRetry.*`; `None` when the action does not retry (no count, or 0).
+    /// Saving a process checks the values, so text that is not a number here is ignored.
+    pub fn auto_retry(&self) -> Option<AutoRetry> {
+        let retries = self
+            .property(property::AUTO_RETRY_MAXIMUM_COUNT)?
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|retries| *retries > 0)?
+            .min(MAXIMUM_AUTO_RETRIES);
+        let backoff = self
+            .property(property::AUTO_RETRY_MINIMUM_BACKOFF)
+            .and_then(|text| text.trim().parse::<u64>().ok())
+            .map_or(DEFAULT_AUTO_RETRY_BACKOFF, |seconds| {
+                Duration::from_secs(seconds.min(MAXIMUM_AUTO_RETRY_BACKOFF_SECONDS))
+            });
+        Some(AutoRetry { retries, backoff })
+    }
+
+    /// `Octopus.Action.ExecutionTimeout.Minutes`: how long one run may take before it is
+    /// stopped and fails; `None` (unset or 0) means no limit. Fractions of a minute are allowed.
+    pub fn execution_timeout(&self) -> Option<Duration> {
+        let minutes = self
+            .property(property::EXECUTION_TIMEOUT_MINUTES)?
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|minutes| minutes.is_finite() && *minutes > 0.0)?;
+        Some(Duration::from_secs_f64(
+            minutes.min(MAXIMUM_EXECUTION_TIMEOUT_MINUTES) * 60.0,
+        ))
     }
 
     /// Whether the action runs on the server or a worker rather than on each target.
@@ -469,6 +530,7 @@ impl Resource for DeploymentProcess {
                         ));
                     }
                 }
+                validate_run_limits(&field, action, &mut errors);
                 let needs_targets = match action.action_type.as_str() {
                     action_type::MANUAL => false,
                     action_type::HEALTH_CHECK => true,
@@ -491,6 +553,56 @@ impl Resource for DeploymentProcess {
             }
         }
         errors
+    }
+}
+
+/// The retry and timeout properties must be numbers in range: a typo would otherwise turn
+/// retries or the time limit off without a word.
+fn validate_run_limits(field: &str, action: &DeploymentAction, errors: &mut Vec<FieldError>) {
+    let present = |name: &str| {
+        action
+            .property(name)
+            .map(str::trim)
+            .filter(|text| !text.is_empty())
+    };
+    let mut refuse = |name: &str, text: &str, what: String| {
+        errors.push(FieldError::new(
+            format!("{field}.Properties"),
+            format!("{name} must be {what}, not '{text}' (in '{}')", action.name),
+        ));
+    };
+    if let Some(text) = present(property::AUTO_RETRY_MAXIMUM_COUNT)
+        && text
+            .parse::<u32>()
+            .map_or(true, |count| count > MAXIMUM_AUTO_RETRIES)
+    {
+        refuse(
+            property::AUTO_RETRY_MAXIMUM_COUNT,
+            text,
+            format!("a whole number from 0 to {MAXIMUM_AUTO_RETRIES}"),
+        );
+    }
+    if let Some(text) = present(property::AUTO_RETRY_MINIMUM_BACKOFF)
+        && text
+            .parse::<u64>()
+            .map_or(true, |seconds| seconds > MAXIMUM_AUTO_RETRY_BACKOFF_SECONDS)
+    {
+        refuse(
+            property::AUTO_RETRY_MINIMUM_BACKOFF,
+            text,
+            format!("a whole number of seconds from 0 to {MAXIMUM_AUTO_RETRY_BACKOFF_SECONDS}"),
+        );
+    }
+    if let Some(text) = present(property::EXECUTION_TIMEOUT_MINUTES)
+        && text.parse::<f64>().map_or(true, |minutes| {
+            !minutes.is_finite() || !(0.0..=MAXIMUM_EXECUTION_TIMEOUT_MINUTES).contains(&minutes)
+        })
+    {
+        refuse(
+            property::EXECUTION_TIMEOUT_MINUTES,
+            text,
+            format!("a number of minutes from 0 (no limit) to {MAXIMUM_EXECUTION_TIMEOUT_MINUTES}"),
+        );
     }
 }
 
@@ -613,5 +725,102 @@ mod tests {
         assert!(process.find_action("say hello").is_some());
         assert!(process.find_action("id-2").is_some());
         assert!(process.find_action("nope").is_none());
+    }
+
+    fn with_properties(pairs: &[(&str, &str)]) -> DeploymentAction {
+        let mut action = script_step("Flaky", "web").actions.remove(0);
+        for (name, value) in pairs {
+            action
+                .properties
+                .insert((*name).to_owned(), (*value).into());
+        }
+        action
+    }
+
+    #[test]
+    fn retries_and_time_limits_are_read_as_octopus_writes_them() {
+        let none = with_properties(&[]);
+        assert_eq!(none.auto_retry(), None);
+        assert_eq!(none.execution_timeout(), None);
+
+        let retrying = with_properties(&[
+            (property::AUTO_RETRY_MAXIMUM_COUNT, "3"),
+            (property::AUTO_RETRY_MINIMUM_BACKOFF, "2"),
+            (property::EXECUTION_TIMEOUT_MINUTES, "10"),
+        ]);
+        assert_eq!(
+            retrying.auto_retry(),
+            Some(AutoRetry {
+                retries: 3,
+                backoff: Duration::from_secs(2)
+            })
+        );
+        assert_eq!(retrying.execution_timeout(), Some(Duration::from_secs(600)));
+
+        let defaults = with_properties(&[
+            (property::AUTO_RETRY_MAXIMUM_COUNT, " 1 "),
+            (property::EXECUTION_TIMEOUT_MINUTES, "0.05"),
+        ]);
+        assert_eq!(
+            defaults.auto_retry().map(|retry| retry.backoff),
+            Some(DEFAULT_AUTO_RETRY_BACKOFF)
+        );
+        assert_eq!(defaults.execution_timeout(), Some(Duration::from_secs(3)));
+
+        let off = with_properties(&[
+            (property::AUTO_RETRY_MAXIMUM_COUNT, "0"),
+            (property::EXECUTION_TIMEOUT_MINUTES, "0"),
+        ]);
+        assert_eq!(off.auto_retry(), None);
+        assert_eq!(off.execution_timeout(), None);
+    }
+
+    #[test]
+    fn retry_and_timeout_values_out_of_range_are_refused_when_saving() {
+        for (name, value) in [
+            (property::AUTO_RETRY_MAXIMUM_COUNT, "three"),
+            (property::AUTO_RETRY_MAXIMUM_COUNT, "101"),
+            (property::AUTO_RETRY_MAXIMUM_COUNT, "-1"),
+            (property::AUTO_RETRY_MAXIMUM_COUNT, "#{Retries}"),
+            (property::AUTO_RETRY_MINIMUM_BACKOFF, "1.5"),
+            (property::AUTO_RETRY_MINIMUM_BACKOFF, "86401"),
+            (property::EXECUTION_TIMEOUT_MINUTES, "NaN"),
+            (property::EXECUTION_TIMEOUT_MINUTES, "inf"),
+            (property::EXECUTION_TIMEOUT_MINUTES, "-5"),
+            (property::EXECUTION_TIMEOUT_MINUTES, "10081"),
+        ] {
+            let mut step = script_step("Flaky", "web");
+            step.actions[0]
+                .properties
+                .insert(name.to_owned(), value.into());
+            let mut process = DeploymentProcess {
+                steps: vec![step],
+                ..DeploymentProcess::default()
+            };
+            let errors = process.normalize_and_validate();
+            assert!(
+                errors
+                    .iter()
+                    .any(|error| error.field == "Steps[0].Actions[0].Properties"
+                        && error.message.contains(name)
+                        && error.message.contains(value)),
+                "{name} = {value}: {errors:?}"
+            );
+        }
+        let mut step = script_step("Flaky", "web");
+        for (name, value) in [
+            (property::AUTO_RETRY_MAXIMUM_COUNT, "100"),
+            (property::AUTO_RETRY_MINIMUM_BACKOFF, "0"),
+            (property::EXECUTION_TIMEOUT_MINUTES, "0.5"),
+        ] {
+            step.actions[0]
+                .properties
+                .insert(name.to_owned(), value.into());
+        }
+        let mut process = DeploymentProcess {
+            steps: vec![step],
+            ..DeploymentProcess::default()
+        };
+        assert_eq!(process.normalize_and_validate(), Vec::new());
     }
 }

@@ -17,7 +17,10 @@
 //! A package action then runs the conventions runner on the target with a `PackageDeployment`
 //! naming the cached file.
 //!
-//! Failures follow guided failure when the deployment asks for it: the task raises an
+//! An action that fails runs again by itself first when it asks to
+//! (`Octopus.Action.AutoRetry.MaximumCount` more times, `…MinimumBackoff` seconds apart, each
+//! run a new ticket); `Octopus.Action.ExecutionTimeout.Minutes` limits each run on its target.
+//! Failures then follow guided failure when the deployment asks for it: the task raises an
 //! interruption and waits for Retry, Ignore, Exclude machine or Fail. Manual intervention
 //! steps raise an interruption and wait for Proceed or Abort. Interruptions are documents; the
 //! engine polls its own and records which one it waits for, so a restart waits for the same.
@@ -1012,6 +1015,11 @@ impl DeploymentHandler {
             target,
             activity,
         } = site;
+        // A manual intervention's "Abort" is a person's answer, not a failure to retry.
+        let auto_retry = action
+            .auto_retry()
+            .filter(|_| action.action_type != action_type::MANUAL);
+        let mut automatic_retries_used = 0;
         let mut attempt: u32 = 1;
         loop {
             let result = self.run_action(site, attempt).await;
@@ -1022,6 +1030,26 @@ impl DeploymentHandler {
             context.log(LogCategory::Error, activity, reason.clone());
             if context.is_cancel_requested() {
                 return RunStatus::Canceled;
+            }
+            if let Some(policy) = auto_retry
+                && automatic_retries_used < policy.retries
+            {
+                automatic_retries_used += 1;
+                context.log(
+                    LogCategory::Warning,
+                    activity,
+                    format!(
+                        "Retrying automatically in {} s (retry {automatic_retries_used} of {})",
+                        policy.backoff.as_secs(),
+                        policy.retries
+                    ),
+                );
+                tokio::select! {
+                    () = tokio::time::sleep(policy.backoff) => {}
+                    () = context.cancellation() => return RunStatus::Canceled,
+                }
+                attempt += 1;
+                continue;
             }
             if !plan.deployment.use_guided_failure {
                 let mut state = run.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -1061,6 +1089,8 @@ impl DeploymentHandler {
                         "Retry" => {
                             context.log(LogCategory::Info, activity, format!("Retrying{notes}"));
                             attempt += 1;
+                            // A person chose to retry: the action gets its automatic retries again.
+                            automatic_retries_used = 0;
                         }
                         "Ignore" => {
                             context.log(
@@ -1203,6 +1233,7 @@ impl DeploymentHandler {
             body,
         );
         request.variables = variables;
+        request.timeout = action.execution_timeout();
         // One script per target at a time, as Octopus does; workers run scripts side by side.
         request.isolation = if target.is_some_and(|target| !plan.is_worker(target)) {
             Isolation::Full
@@ -1263,8 +1294,10 @@ impl DeploymentHandler {
                     action.name, address.name, address.name
                 ),
                 None if outcome.state == cuttle_exec::ScriptState::TimedOut => format!(
-                    "'{}' ran past its time limit on {}",
-                    action.name, address.name
+                    "'{}' ran past its execution timeout ({}) on {} and was stopped",
+                    action.name,
+                    seconds_text(request.timeout.unwrap_or_default()),
+                    address.name
                 ),
                 None => format!(
                     "'{}' failed on {} with exit code {}",
@@ -1572,6 +1605,7 @@ impl DeploymentHandler {
         );
         request.package_deployment = Some(deployment);
         request.variables = variables;
+        request.timeout = action.execution_timeout();
         request.isolation = if target.is_some_and(|target| !plan.is_worker(target)) {
             Isolation::Full
         } else {
@@ -1937,6 +1971,16 @@ fn package_deployment(
             machine_id: target.map_or_else(|| "worker".to_owned(), |target| target.id.clone()),
             tenant_id: plan.deployment.tenant_id.clone(),
         },
+    }
+}
+
+/// "600 s", "1.2 s": a duration as a person reads it in the log.
+fn seconds_text(duration: Duration) -> String {
+    let milliseconds = duration.as_millis();
+    if milliseconds.is_multiple_of(1000) {
+        format!("{} s", milliseconds / 1000)
+    } else {
+        format!("{:.1} s", duration.as_secs_f64())
     }
 }
 

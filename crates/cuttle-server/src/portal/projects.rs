@@ -442,6 +442,17 @@ async fn step_editor(
                 (text_field("Responsible teams (comma-separated ids)", "Actions/0/Properties/Octopus.Action.Manual.ResponsibleTeamIds",
                     properties.text("Octopus.Action.Manual.ResponsibleTeamIds"), false))
             }
+            @if action_type != MANUAL {
+                details #step-retries {
+                    summary { "Retries and time limit" }
+                    (text_field("Automatic retries after a failure (empty or 0: none)", "Actions/0/Properties/Octopus.Action.AutoRetry.MaximumCount",
+                        properties.text("Octopus.Action.AutoRetry.MaximumCount"), false))
+                    (text_field("Seconds to wait before each retry (empty: 15)", "Actions/0/Properties/Octopus.Action.AutoRetry.MinimumBackoff",
+                        properties.text("Octopus.Action.AutoRetry.MinimumBackoff"), false))
+                    (text_field("Execution timeout, minutes per run (empty or 0: no limit)", "Actions/0/Properties/Octopus.Action.ExecutionTimeout.Minutes",
+                        properties.text("Octopus.Action.ExecutionTimeout.Minutes"), false))
+                }
+            }
             details {
                 summary { "Conditions, parallelism and environments" }
                 (select_field("Run condition", "Condition", &[

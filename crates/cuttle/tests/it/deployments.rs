@@ -1105,3 +1105,98 @@ async fn a_required_prompted_variable_must_be_answered_when_deploying() {
     assert!(log.contains("approved by Ada"), "{log}");
     server.cleanup().await.expect("clean up");
 }
+
+#[tokio::test]
+async fn a_failing_action_retries_by_itself_and_a_slow_one_stops_at_its_timeout() {
+    let server = server().await;
+    create_environments(&server, &["Development"]).await;
+    let project = create_project(&server, "Flaky").await;
+    let process_path = format!(
+        "/api/Spaces-1/deploymentprocesses/{}",
+        project["DeploymentProcessId"].as_str().expect("process id")
+    );
+    let runs = tempfile::tempdir().expect("temporary directory");
+    let runs_file = runs.path().join("runs");
+    let release = |version: &str| json!({"ProjectName": "Flaky", "ReleaseVersion": version});
+
+    // Fails on its first two runs, works on the third: two automatic retries are enough.
+    let mut flaky = server_step(
+        "Flaky",
+        &format!(
+            "echo run >> '{file}'; runs=$(wc -l < '{file}'); \
+             if [ \"$runs\" -lt 3 ]; then echo \"run $runs fails\" >&2; exit 4; fi; echo \"run $runs works\"",
+            file = runs_file.display()
+        ),
+        false,
+    );
+    flaky["Actions"][0]["Properties"]["Octopus.Action.AutoRetry.MaximumCount"] = json!("2");
+    flaky["Actions"][0]["Properties"]["Octopus.Action.AutoRetry.MinimumBackoff"] = json!("0");
+    save_process(&server, &project, vec![flaky]).await;
+    let _: Value = server
+        .client
+        .post("/api/Spaces-1/releases/create/v1", &release("1.0.0"))
+        .await
+        .expect("create a release");
+    let task_id = deploy(&server, "Flaky", "1.0.0", "Development").await;
+    let task = wait_for_task(&server, &task_id).await;
+    let log = raw_log(&server, &task_id).await;
+    assert_eq!(task.state, "Success", "{log}");
+    for expected in [
+        "run 1 fails",
+        "Retrying automatically in 0 s (retry 1 of 2)",
+        "run 2 fails",
+        "Retrying automatically in 0 s (retry 2 of 2)",
+        "run 3 works",
+    ] {
+        assert!(log.contains(expected), "{expected:?} is missing:\n{log}");
+    }
+
+    // Runs longer than its execution timeout (0.02 minutes) each time: stopped, retried once,
+    // stopped again, and the deployment fails saying why.
+    let mut slow = server_step("Slow", "echo started; sleep 60; echo never", false);
+    slow["Actions"][0]["Properties"]["Octopus.Action.ExecutionTimeout.Minutes"] = json!("0.02");
+    slow["Actions"][0]["Properties"]["Octopus.Action.AutoRetry.MaximumCount"] = json!("1");
+    slow["Actions"][0]["Properties"]["Octopus.Action.AutoRetry.MinimumBackoff"] = json!("0");
+    save_process(&server, &project, vec![slow]).await;
+    let _: Value = server
+        .client
+        .post("/api/Spaces-1/releases/create/v1", &release("2.0.0"))
+        .await
+        .expect("create a release");
+    let started = std::time::Instant::now();
+    let task_id = deploy(&server, "Flaky", "2.0.0", "Development").await;
+    let task = wait_for_task(&server, &task_id).await;
+    let log = raw_log(&server, &task_id).await;
+    assert_eq!(task.state, "Failed", "{log}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the timeout did not stop the script: {log}"
+    );
+    // Once per run, and once more in the task's fatal line.
+    assert_eq!(
+        log.matches("'Slow' ran past its execution timeout (1.2 s)")
+            .count(),
+        3,
+        "{log}"
+    );
+    assert!(
+        log.contains("retry 1 of 1") && !log.contains("never"),
+        "{log}"
+    );
+
+    // A value that is not a number is refused when saving, naming the property.
+    let mut process: Value = server
+        .client
+        .get(&process_path)
+        .await
+        .expect("read the process");
+    process["Steps"][0]["Actions"][0]["Properties"]["Octopus.Action.AutoRetry.MaximumCount"] =
+        json!("lots");
+    let response = send(&server, "PUT", &process_path, Some(&process.to_string())).await;
+    assert_error(
+        &response,
+        400,
+        "Octopus.Action.AutoRetry.MaximumCount must be a whole number from 0 to 100, not 'lots'",
+    );
+    server.cleanup().await.expect("clean up");
+}

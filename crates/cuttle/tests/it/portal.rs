@@ -587,6 +587,19 @@ async fn a_user_deploys_and_promotes_a_release_in_the_browser() {
             "echo \"Hello from #{Octopus.Environment.Name}\"\necho \"the secret is #{Secret}\"",
         )
         .await;
+    browser.click("#step-retries summary").await;
+    browser
+        .fill(
+            r#"[name="Actions/0/Properties/Octopus.Action.AutoRetry.MaximumCount"]"#,
+            "2",
+        )
+        .await;
+    browser
+        .fill(
+            r#"[name="Actions/0/Properties/Octopus.Action.ExecutionTimeout.Minutes"]"#,
+            "30",
+        )
+        .await;
     browser.screenshot("step-editor").await;
     browser
         .click("form[data-transform=step] button[type=submit]")
@@ -595,6 +608,33 @@ async fn a_user_deploys_and_promotes_a_release_in_the_browser() {
     browser.wait_for_text("Say hello").await;
     browser.wait_for_text("on targets in roles web").await;
     browser.screenshot("process").await;
+    let project_id = project_path.rsplit('/').next().expect("a project id");
+    let project = api(
+        &server,
+        "GET",
+        &format!("/api/Spaces-1/projects/{project_id}"),
+        json!(null),
+    )
+    .await;
+    let process_id = project["DeploymentProcessId"]
+        .as_str()
+        .expect("a process id");
+    let process = api(
+        &server,
+        "GET",
+        &format!("/api/Spaces-1/deploymentprocesses/{process_id}"),
+        json!(null),
+    )
+    .await;
+    let properties = &process["Steps"][0]["Actions"][0]["Properties"];
+    assert_eq!(
+        properties["Octopus.Action.AutoRetry.MaximumCount"], "2",
+        "{process}"
+    );
+    assert_eq!(
+        properties["Octopus.Action.ExecutionTimeout.Minutes"], "30",
+        "{process}"
+    );
 
     browser.open(&format!("{project_path}/variables")).await;
     browser.click("[data-add-variable]").await;
