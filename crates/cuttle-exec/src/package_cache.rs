@@ -10,16 +10,26 @@
 //! rename, so a record always names content that is there. Files ending in `.partial` are
 //! leftovers of an interrupted write and are removed when the cache is opened.
 //!
+//! Eviction: a cache keeps the [`VERSIONS_KEPT_PER_PACKAGE`] newest versions of each package,
+//! newest meaning most recently cached or deployed (the record's modification time, which
+//! [`PackageCache::record`] and [`PackageCache::resolve_file_name`] set). Recording a package
+//! removes the older ones beyond that, content first, so a half-removed entry is never found.
+//! The version just recorded and the one a deployment just resolved are the newest, so neither
+//! is evicted under a deployment that uses it; the previous version stays as a delta basis.
+//!
 //! The agent and the built-in worker each have one (`<agent home>/packages`,
-//! `<data dir>/worker-packages`). What this module does not do: speak a protocol, decide what
-//! to send (the server's orchestrator does), or evict old packages (the deployment journal's
-//! retention removes installations, not cached files: not done yet).
+//! `<data dir>/worker-packages`). What this module does not do: speak a protocol, or decide
+//! what to send (the server's orchestrator does).
 
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
+
+/// How many versions of one package a cache keeps (the newest by caching or deployment).
+pub const VERSIONS_KEPT_PER_PACKAGE: usize = 5;
 
 /// One package file in the cache.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -186,17 +196,68 @@ impl PackageCache {
 
     /// The path of a cache file name (`<sha256><extension>`) that is cached, for a package
     /// deployment's `PackagePath`.
+    /// The package counts as just used, so eviction keeps it.
     pub fn resolve_file_name(&self, file_name: &str) -> Option<PathBuf> {
         let sha256 = file_name.get(..64)?;
         let package = self.find(sha256)?;
-        (package.file_name() == file_name)
+        let path = (package.file_name() == file_name)
             .then(|| self.content_path(&package).ok())
-            .flatten()
+            .flatten()?;
+        self.mark_used(sha256);
+        Some(path)
+    }
+
+    /// Sets the record's modification time to now: eviction's notion of "recently used".
+    fn mark_used(&self, sha256: &str) {
+        // Failing to mark only makes the package an earlier candidate for eviction.
+        if let Ok(file) = std::fs::File::options()
+            .write(true)
+            .open(self.record_path(sha256))
+        {
+            let _ignored = file.set_modified(SystemTime::now());
+        }
+    }
+
+    /// Removes the versions of `package_id` beyond the [`VERSIONS_KEPT_PER_PACKAGE`] most
+    /// recently used; returns what it removed.
+    pub fn evict_old_versions(&self, package_id: &str) -> Vec<CachedPackage> {
+        let mut versions: Vec<(SystemTime, CachedPackage)> = self
+            .list(package_id)
+            .into_iter()
+            .map(|package| {
+                let used = std::fs::metadata(self.record_path(&package.sha256))
+                    .and_then(|metadata| metadata.modified())
+                    .unwrap_or(SystemTime::UNIX_EPOCH);
+                (used, package)
+            })
+            .collect();
+        versions.sort_by_key(|(used, _)| std::cmp::Reverse(*used));
+        let mut removed = Vec::new();
+        for (_, package) in versions.into_iter().skip(VERSIONS_KEPT_PER_PACKAGE) {
+            // The content goes first: a record whose content is gone is never found (`find`
+            // checks the file), so a crash between the two leaves a small record behind,
+            // never a large file nothing names.
+            let Ok(path) = self.content_path(&package) else {
+                continue;
+            };
+            if std::fs::remove_file(path).is_err() {
+                continue;
+            }
+            let _ignored = std::fs::remove_file(self.record_path(&package.sha256));
+            removed.push(package);
+        }
+        removed
     }
 
     /// Writes the record of a package whose content the caller put in place, verified, at
-    /// [`PackageCache::content_path`].
+    /// [`PackageCache::content_path`], then evicts the package's old versions.
     pub fn record(&self, package: &CachedPackage) -> Result<(), PackageCacheError> {
+        self.write_record(package)?;
+        self.evict_old_versions(&package.package_id);
+        Ok(())
+    }
+
+    fn write_record(&self, package: &CachedPackage) -> Result<(), PackageCacheError> {
         package.validate()?;
         let path = self.record_path(&package.sha256);
         let temporary = self.directory.join(format!(
@@ -380,6 +441,58 @@ mod tests {
             .filter(|entry| entry.file_name().to_string_lossy().contains("partial"))
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    #[test]
+    fn old_versions_are_evicted_and_a_deployed_one_counts_as_new() {
+        let directory = tempfile::tempdir().expect("a temporary directory");
+        let cache = PackageCache::open(&directory.path().join("packages")).expect("open");
+        let insert = |version: &str| {
+            let content = format!("content of {version}");
+            let source = directory.path().join(version);
+            std::fs::write(&source, &content).expect("write");
+            cache
+                .insert_copy(&package(version, content.as_bytes()), &source)
+                .expect("cached")
+        };
+        let age = |package: &CachedPackage, seconds_ago: u64| {
+            let file = std::fs::File::options()
+                .write(true)
+                .open(cache.record_path(&package.sha256))
+                .expect("open the record");
+            file.set_modified(SystemTime::now() - std::time::Duration::from_secs(seconds_ago))
+                .expect("set the time");
+        };
+        let versions: Vec<CachedPackage> = (1..=VERSIONS_KEPT_PER_PACKAGE)
+            .map(|minor| insert(&format!("1.{minor}.0")))
+            .collect();
+        for (index, version) in versions.iter().enumerate() {
+            age(version, 1000 - index as u64); // 1.1.0 is the oldest
+        }
+        let other = CachedPackage {
+            package_id: "Other".to_owned(),
+            ..package("1.0.0", b"other")
+        };
+        let other_source = directory.path().join("other");
+        std::fs::write(&other_source, b"other").expect("write");
+        cache.insert_copy(&other, &other_source).expect("cached");
+        age(&other, 5000);
+        assert_eq!(cache.list("Acme.Web").len(), VERSIONS_KEPT_PER_PACKAGE);
+
+        // One more version: the oldest goes, content and record, and other packages stay.
+        let newest = insert("2.0.0");
+        assert_eq!(cache.find(&versions[0].sha256), None);
+        assert!(!cache.directory().join(versions[0].file_name()).exists());
+        assert!(!cache.record_path(&versions[0].sha256).exists());
+        assert_eq!(cache.list("Acme.Web").len(), VERSIONS_KEPT_PER_PACKAGE);
+        assert_eq!(cache.find(&newest.sha256), Some(newest));
+        assert_eq!(cache.find(&other.sha256), Some(other));
+
+        // Deploying the now-oldest (1.2.0) makes it recent, so 1.3.0 goes next instead.
+        assert!(cache.resolve_file_name(&versions[1].file_name()).is_some());
+        insert("2.1.0");
+        assert!(cache.find(&versions[1].sha256).is_some());
+        assert_eq!(cache.find(&versions[2].sha256), None);
     }
 
     #[test]
