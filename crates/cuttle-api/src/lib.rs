@@ -134,6 +134,23 @@ pub struct LoginRequest {
     pub remember_me: bool,
 }
 
+/// `POST /api/users` and `PUT /api/users/{id}`: Octopus's user resource with its write-only
+/// `Password`. Fields left out of a `PUT` keep their values. `IsAdministrator` is Cuttle's own
+/// (Octopus grants it through the "Octopus Administrators" team).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct UserRequest {
+    pub username: Option<String>,
+    pub display_name: Option<String>,
+    pub email_address: Option<String>,
+    pub is_active: Option<bool>,
+    pub is_service: Option<bool>,
+    pub is_administrator: Option<bool>,
+    pub password: Option<String>,
+    /// Required when users change their own password.
+    pub old_password: Option<String>,
+}
+
 /// `POST /api/users/{id}/apikeys`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, rename_all = "PascalCase")]

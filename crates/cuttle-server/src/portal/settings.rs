@@ -1,4 +1,5 @@
-//! Configuration: the signed-in user's API keys (a new key is shown once) and account.
+//! Configuration: the signed-in user's account (password) and API keys (a new key is shown
+//! once), the users page for administrators, and the spaces.
 
 use axum::extract::Path;
 use axum::response::Response;
@@ -6,13 +7,14 @@ use axum::routing::get;
 use maud::html;
 
 use super::api::Field as _;
-use super::layout::{Section, form_errors, heading, page, text_field, time};
+use super::layout::{Section, check_field, form_errors, heading, page, text_field, time};
 use super::{PageError, PortalState, Viewer};
 
 pub(crate) fn routes() -> axum::Router<PortalState> {
     axum::Router::new()
         .route("/app/{space_id}/configuration", get(api_keys))
         .route("/app/{space_id}/spaces", get(spaces))
+        .route("/app/{space_id}/users", get(users))
 }
 
 async fn api_keys(viewer: Viewer, Path(space_id): Path<String>) -> Result<Response, PageError> {
@@ -23,13 +25,24 @@ async fn api_keys(viewer: Viewer, Path(space_id): Path<String>) -> Result<Respon
         .await?;
     let user = &viewer.caller.user;
     let body = html! {
-        (heading(&[], "Configuration", html! {}))
+        (heading(&[], "Configuration", html! {
+            a.button href={ "/app/" (space_id) "/users" } { "Users" }
+        }))
         div.card {
             h2 { "Your account" }
             dl.summary-grid {
                 dt { "Username" } dd { (user.username) }
                 dt { "Display name" } dd { (user.display_name) }
                 dt { "Administrator" } dd { @if user.is_administrator { "Yes" } @else { "No" } }
+            }
+        }
+        @if !user.is_service {
+            form.card #change-password data-api="PUT /api/users/me" data-then="reload" {
+                h2 { "Change your password" }
+                (form_errors())
+                (password_field("Current password", "OldPassword", "current-password"))
+                (password_field("New password (at least 8 characters)", "Password", "new-password"))
+                button.primary type="submit" { "Change password" }
             }
         }
         h2 { "API keys" }
@@ -75,6 +88,92 @@ async fn api_keys(viewer: Viewer, Path(space_id): Path<String>) -> Result<Respon
         &space_id,
         Section::Configuration,
         "Configuration",
+        body,
+    ))
+}
+
+/// A labelled password input whose API field is `field`.
+fn password_field(label: &str, field: &str, autocomplete: &str) -> maud::Markup {
+    html! {
+        div.field {
+            label {
+                span.label-text { (label) }
+                input name=(field) type="password" autocomplete=(autocomplete) required;
+            }
+            p.field-error data-error-for=(field) hidden {}
+        }
+    }
+}
+
+/// The users (administrators only): add, activate or deactivate, make or stop being an
+/// administrator, delete.
+async fn users(viewer: Viewer, Path(space_id): Path<String>) -> Result<Response, PageError> {
+    if !viewer.caller.user.is_administrator {
+        let body = html! {
+            (heading(&[], "Users", html! {}))
+            p { "Only administrators manage users. Ask one to add or change an account." }
+        };
+        return Ok(page(
+            &viewer,
+            &space_id,
+            Section::Configuration,
+            "Users",
+            body,
+        ));
+    }
+    let users = viewer.api.items("/api/users?take=2147483647").await?;
+    let body = html! {
+        (heading(&[("Configuration", format!("/app/{space_id}/configuration"))], "Users", html! {}))
+        p.muted { "Administrators change everything; other users see configuration and deployments but change only their own account." }
+        table #users {
+            thead { tr { th { "Username" } th { "Name" } th { "Email" } th { "Role" } th { "State" } th { span.sr { "Actions" } } } }
+            tbody {
+                @for user in &users {
+                    @let id = user.text("Id");
+                    @let name = user.text("Username");
+                    tr data-user=(name) {
+                        td { (name) @if user.flag("IsService") { " " span.badge.queued { "Service" } } }
+                        td { (user.text("DisplayName")) }
+                        td { (user.text("EmailAddress")) }
+                        td { @if user.flag("IsAdministrator") { "Administrator" } @else { "Viewer" } }
+                        td { @if user.flag("IsActive") { "Active" } @else { span.badge.failed { "Deactivated" } } }
+                        td.actions {
+                            form.inline data-api={ "PUT /api/users/" (id) } data-then="reload" {
+                                input type="hidden" name="IsAdministrator" data-type="json" value=(if user.flag("IsAdministrator") { "false" } else { "true" });
+                                button type="submit" { @if user.flag("IsAdministrator") { "Make viewer" } @else { "Make administrator" } }
+                            }
+                            " "
+                            form.inline data-api={ "PUT /api/users/" (id) } data-then="reload" {
+                                input type="hidden" name="IsActive" data-type="json" value=(if user.flag("IsActive") { "false" } else { "true" });
+                                button type="submit" { @if user.flag("IsActive") { "Deactivate" } @else { "Activate" } }
+                            }
+                            " "
+                            form.inline data-api={ "DELETE /api/users/" (id) } data-then="reload"
+                                data-confirm={ "Delete " (name) "? Their API keys stop working." } {
+                                button.danger type="submit" aria-label={ "Delete " (name) } { "Delete" }
+                            }
+                            (form_errors())
+                        }
+                    }
+                }
+            }
+        }
+        form.card #new-user data-api="POST /api/users" data-then="reload" {
+            h2 { "Add a user" }
+            (form_errors())
+            (text_field("Username", "Username", "", true))
+            (text_field("Display name", "DisplayName", "", false))
+            (text_field("Email address", "EmailAddress", "", false))
+            (password_field("Password (at least 8 characters)", "Password", "new-password"))
+            (check_field("Administrator", "IsAdministrator", false))
+            button.primary type="submit" { "Add user" }
+        }
+    };
+    Ok(page(
+        &viewer,
+        &space_id,
+        Section::Configuration,
+        "Users",
         body,
     ))
 }

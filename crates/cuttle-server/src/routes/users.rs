@@ -1,4 +1,5 @@
-//! `/api/users`: the current user, API keys, and signing in and out with a password.
+//! `/api/users`: users (administrators manage them; everyone edits their own name, email and
+//! password), API keys, and signing in and out with a password.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -7,15 +8,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use cuttle_api::{
-    ApiKeyCreatedResource, ApiKeyResource, CreateApiKeyRequest, Links, LoginRequest, UserResource,
+    ApiKeyCreatedResource, ApiKeyResource, CreateApiKeyRequest, Links, LoginRequest, UserRequest,
+    UserResource,
 };
-use cuttle_domain::{ResourceKind, User};
-use cuttle_store::{ApiKeyRecord, SessionRecord};
+use cuttle_domain::{Resource as _, ResourceKind, User};
+use cuttle_store::{ApiKeyRecord, Change, DocumentQuery, SessionRecord};
 
 use super::crud::{collection, document_query};
 use crate::auth::{
     CSRF_COOKIE, Caller, Permission, SESSION_COOKIE, cookie_value, generate_api_key,
-    generate_token, hash_api_key, hash_secret, verify_password,
+    generate_token, hash_api_key, hash_password, hash_secret, verify_password,
 };
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ListParameters};
@@ -27,11 +29,13 @@ const REMEMBERED_SESSION_DAYS: i64 = 20;
 
 pub(crate) fn routes() -> axum::Router<AppState> {
     axum::Router::new()
-        .route("/api/users", get(list_users))
-        .route("/api/users/me", get(current_user))
+        .route("/api/users", get(list_users).post(create_user))
         .route("/api/users/login", post(login))
         .route("/api/users/logout", post(logout))
-        .route("/api/users/{user_id}", get(get_user))
+        .route(
+            "/api/users/{user_id}",
+            get(get_user).put(modify_user).delete(delete_user),
+        )
         .route(
             "/api/users/{user_id}/apikeys",
             get(list_api_keys).post(create_api_key),
@@ -62,10 +66,6 @@ fn user_resource(user: &User) -> UserResource {
             ),
         ]),
     }
-}
-
-async fn current_user(caller: Caller) -> Json<UserResource> {
-    Json(user_resource(&caller.user))
 }
 
 async fn list_users(
@@ -114,6 +114,213 @@ async fn get_user(
     let user_id = resolve_user_id(&caller, &user_id);
     caller.require_self_or(&user_id)?;
     Ok(Json(user_resource(&load_user(&state, &user_id).await?)))
+}
+
+/// Passwords are at least this long, and at most [`MAXIMUM_PASSWORD_LENGTH`].
+const MINIMUM_PASSWORD_LENGTH: usize = 8;
+const MAXIMUM_PASSWORD_LENGTH: usize = 256;
+
+/// The argon2 hash of an acceptable password, or why it is not acceptable.
+async fn new_password_hash(password: &str) -> Result<String, ApiError> {
+    let length = password.chars().count();
+    if !(MINIMUM_PASSWORD_LENGTH..=MAXIMUM_PASSWORD_LENGTH).contains(&length) {
+        return Err(ApiError::bad_request(format!(
+            "Password must be {MINIMUM_PASSWORD_LENGTH} to {MAXIMUM_PASSWORD_LENGTH} characters long"
+        )));
+    }
+    let password = password.to_owned();
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(ApiError::internal)?
+}
+
+/// Applies a request's fields to `user` (all of them: the caller checked who may set what).
+async fn apply_user_request(user: &mut User, request: &UserRequest) -> Result<(), ApiError> {
+    if let Some(username) = &request.username {
+        user.username.clone_from(username);
+    }
+    if let Some(display_name) = &request.display_name {
+        user.display_name.clone_from(display_name);
+    }
+    if let Some(email) = &request.email_address {
+        let email = email.trim();
+        user.email_address = (!email.is_empty()).then(|| email.to_owned());
+    }
+    if let Some(is_active) = request.is_active {
+        user.is_active = is_active;
+    }
+    if let Some(is_service) = request.is_service {
+        user.is_service = is_service;
+    }
+    if let Some(is_administrator) = request.is_administrator {
+        user.is_administrator = is_administrator;
+    }
+    if user.is_service {
+        if request.password.is_some() {
+            return Err(ApiError::bad_request(
+                "Password: a service account has no password; it signs in with API keys",
+            ));
+        }
+        user.password_hash = None;
+    } else if let Some(password) = &request.password {
+        user.password_hash = Some(new_password_hash(password).await?);
+    } else if user.password_hash.is_none() {
+        return Err(ApiError::bad_request(
+            "Password is required for a user who signs in (or set IsService for an account that uses API keys only)",
+        ));
+    }
+    if user
+        .email_address
+        .as_ref()
+        .is_some_and(|email| email.chars().count() > 256)
+    {
+        return Err(ApiError::bad_request(
+            "EmailAddress must be at most 256 characters long",
+        ));
+    }
+    let errors = user.normalize_and_validate();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::validation(errors))
+    }
+}
+
+/// Refuses a change that would leave no active administrator who can sign in to fix things.
+async fn keep_an_administrator(
+    state: &AppState,
+    changed_id: &str,
+    after: Option<&User>,
+) -> Result<(), ApiError> {
+    if after.is_some_and(|user| user.is_active && user.is_administrator) {
+        return Ok(());
+    }
+    let users = state
+        .store()
+        .list_resources::<User>(&DocumentQuery {
+            take: i64::MAX,
+            ..DocumentQuery::default()
+        })
+        .await?;
+    let others = users
+        .items
+        .iter()
+        .filter(|user| user.id != changed_id && user.is_active && user.is_administrator)
+        .count();
+    if others == 0 {
+        return Err(ApiError::bad_request(
+            "This is the last active administrator: make another user an administrator first",
+        ));
+    }
+    Ok(())
+}
+
+async fn create_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(request): ApiJson<UserRequest>,
+) -> Result<Response, ApiError> {
+    caller.require(Permission::ManageUsers)?;
+    let mut user = User {
+        is_active: true,
+        ..User::default()
+    };
+    if request
+        .username
+        .as_deref()
+        .is_none_or(|name| name.trim().is_empty())
+    {
+        return Err(ApiError::bad_request("Username is required"));
+    }
+    apply_user_request(&mut user, &request).await?;
+    user.id = state.store().allocate_id(ResourceKind::User).await?;
+    state.store().insert_resource(&user).await?;
+    Ok((StatusCode::CREATED, Json(user_resource(&user))).into_response())
+}
+
+/// Administrators change anything; users change their own name, email address and password
+/// (with their old password).
+async fn modify_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(user_id): Path<String>,
+    ApiJson(request): ApiJson<UserRequest>,
+) -> Result<Json<UserResource>, ApiError> {
+    let user_id = resolve_user_id(&caller, &user_id);
+    caller.require_self_or(&user_id)?;
+    let stored = load_user(&state, &user_id).await?;
+    let mut user = stored.clone();
+    if caller.require(Permission::ManageUsers).is_err() {
+        let changes_rights = [
+            request.is_active.map(|value| value != stored.is_active),
+            request.is_service.map(|value| value != stored.is_service),
+            request
+                .is_administrator
+                .map(|value| value != stored.is_administrator),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|changed| changed)
+            || request
+                .username
+                .as_deref()
+                .is_some_and(|name| name.trim() != stored.username);
+        if changes_rights {
+            return Err(ApiError::Forbidden(format!(
+                "{} may change their own display name, email address and password only",
+                caller.user.username
+            )));
+        }
+        if request.password.is_some() {
+            let old_password = request.old_password.clone().unwrap_or_default();
+            let stored_hash = stored.password_hash.clone().unwrap_or_default();
+            let verified =
+                tokio::task::spawn_blocking(move || verify_password(&old_password, &stored_hash))
+                    .await
+                    .map_err(ApiError::internal)?;
+            if !verified {
+                return Err(ApiError::bad_request(
+                    "OldPassword: give your current password to change it",
+                ));
+            }
+        }
+    }
+    apply_user_request(&mut user, &request).await?;
+    if stored.is_active && stored.is_administrator {
+        keep_an_administrator(&state, &user.id, Some(&user)).await?;
+    }
+    state.store().update_resource(&user).await?;
+    Ok(Json(user_resource(&user)))
+}
+
+async fn delete_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(user_id): Path<String>,
+) -> Result<Response, ApiError> {
+    caller.require(Permission::ManageUsers)?;
+    let user_id = resolve_user_id(&caller, &user_id);
+    if user_id == caller.user.id {
+        return Err(ApiError::bad_request(
+            "You cannot delete yourself; another administrator can",
+        ));
+    }
+    let user = load_user(&state, &user_id).await?;
+    if user.is_active && user.is_administrator {
+        keep_an_administrator(&state, &user.id, None).await?;
+    }
+    // The user's keys go with them; sessions die with the user (each request loads it).
+    for key in state.store().list_api_keys(&user.id).await? {
+        state.store().delete_api_key(&user.id, &key.id).await?;
+    }
+    state
+        .store()
+        .write(&[Change::Delete {
+            kind: ResourceKind::User,
+            id: user.id.clone(),
+        }])
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 fn format_time(time: DateTime<Utc>) -> String {

@@ -216,3 +216,193 @@ async fn client_errors_keep_the_server_message() {
         other => panic!("expected an API error, got {other}"),
     }
 }
+
+/// Sends a JSON body with `client`'s credentials and answers the raw response.
+async fn send_as(
+    client: &cuttle_client::Client,
+    method: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> cuttle_client::RawResponse {
+    let method = Method::from_bytes(method.as_bytes()).expect("HTTP method");
+    let body = (!body.is_null()).then(|| body.to_string().into_bytes());
+    client.raw(method, path, body).await.expect("send request")
+}
+
+#[tokio::test]
+async fn administrators_manage_users_and_everyone_else_only_views() {
+    let server = server().await;
+    let admin = &server.client;
+
+    // Creating: a password is required and checked; names are unique; service accounts have none.
+    let response = send_as(
+        admin,
+        "POST",
+        "/api/users",
+        serde_json::json!({"Username": "vera", "Password": "short"}),
+    )
+    .await;
+    assert_error(&response, 400, "Password must be 8 to 256 characters long");
+    let response = send_as(
+        admin,
+        "POST",
+        "/api/users",
+        serde_json::json!({"Username": "vera"}),
+    )
+    .await;
+    assert_error(&response, 400, "Password is required");
+    let response = send_as(
+        admin,
+        "POST",
+        "/api/users",
+        serde_json::json!({"Username": "bot", "IsService": true, "Password": "not allowed here"}),
+    )
+    .await;
+    assert_error(&response, 400, "a service account has no password");
+    let vera: serde_json::Value = admin
+        .post("/api/users", &serde_json::json!({"Username": "vera", "DisplayName": "Vera", "Password": "first password"}))
+        .await
+        .expect("create a user");
+    assert_eq!(
+        (
+            vera["IsActive"].as_bool(),
+            vera["IsAdministrator"].as_bool()
+        ),
+        (Some(true), Some(false)),
+        "{vera}"
+    );
+    assert!(
+        vera.get("Password").is_none() && !vera.to_string().contains("argon2"),
+        "{vera}"
+    );
+    let vera_id = vera["Id"].as_str().expect("an id").to_owned();
+    let response = send_as(
+        admin,
+        "POST",
+        "/api/users",
+        serde_json::json!({"Username": "VERA", "Password": "another one"}),
+    )
+    .await;
+    assert_eq!(response.status.as_u16(), 409, "{}", response.body);
+
+    // Vera reads, but does not change configuration or other users, nor raise her own rights.
+    let key = admin
+        .create_api_key(&vera_id, "Vera's key")
+        .await
+        .expect("a key for Vera")
+        .api_key;
+    let as_vera = admin.with_api_key(Some(key));
+    let _: serde_json::Value = as_vera
+        .get("/api/Spaces-1/environments")
+        .await
+        .expect("Vera reads");
+    let response = send_as(
+        &as_vera,
+        "POST",
+        "/api/Spaces-1/environments",
+        serde_json::json!({"Name": "Mine"}),
+    )
+    .await;
+    assert_error(
+        &response,
+        403,
+        "vera does not have the EditConfiguration permission",
+    );
+    let response = send_as(&as_vera, "GET", "/api/users", serde_json::Value::Null).await;
+    assert_eq!(response.status.as_u16(), 403);
+    let response = send_as(
+        &as_vera,
+        "PUT",
+        "/api/users/me",
+        serde_json::json!({"IsAdministrator": true}),
+    )
+    .await;
+    assert_error(
+        &response,
+        403,
+        "may change their own display name, email address and password only",
+    );
+    let response = send_as(
+        &as_vera,
+        "PUT",
+        &format!("/api/users/{}", server_admin_id(admin).await),
+        serde_json::json!({"DisplayName": "x"}),
+    )
+    .await;
+    assert_eq!(response.status.as_u16(), 403, "{}", response.body);
+
+    // She changes her own details, and her password only with the old one.
+    let mut resource: serde_json::Value = as_vera.get("/api/users/me").await.expect("read herself");
+    resource["DisplayName"] = "Vera V.".into();
+    resource["EmailAddress"] = "vera@example.com".into();
+    let updated: serde_json::Value = as_vera
+        .put("/api/users/me", &resource)
+        .await
+        .expect("a full PUT of her own resource");
+    assert_eq!(updated["DisplayName"], "Vera V.");
+    let response = send_as(
+        &as_vera,
+        "PUT",
+        "/api/users/me",
+        serde_json::json!({"Password": "second password"}),
+    )
+    .await;
+    assert_error(&response, 400, "give your current password");
+    let _: serde_json::Value = as_vera
+        .put(
+            "/api/users/me",
+            &serde_json::json!({"Password": "second password", "OldPassword": "first password"}),
+        )
+        .await
+        .expect("change her password");
+    let response = send_as(
+        admin,
+        "POST",
+        "/api/users/login",
+        serde_json::json!({"Username": "vera", "Password": "second password"}),
+    )
+    .await;
+    assert_eq!(response.status.as_u16(), 200, "{}", response.body);
+
+    // The last active administrator stays one, and nobody deletes themselves.
+    let response = send_as(
+        admin,
+        "PUT",
+        "/api/users/me",
+        serde_json::json!({"IsAdministrator": false}),
+    )
+    .await;
+    assert_error(&response, 400, "last active administrator");
+    let response = send_as(admin, "DELETE", "/api/users/me", serde_json::Value::Null).await;
+    assert_error(&response, 400, "cannot delete yourself");
+
+    // Deactivated, her key stops working; deleted, she and her keys are gone.
+    let _: serde_json::Value = admin
+        .put(
+            &format!("/api/users/{vera_id}"),
+            &serde_json::json!({"IsActive": false}),
+        )
+        .await
+        .expect("deactivate Vera");
+    let response = send_as(&as_vera, "GET", "/api/users/me", serde_json::Value::Null).await;
+    assert_error(&response, 401, "disabled");
+    admin
+        .delete(&format!("/api/users/{vera_id}"))
+        .await
+        .expect("delete Vera");
+    let response = send_as(&as_vera, "GET", "/api/users/me", serde_json::Value::Null).await;
+    assert_eq!(response.status.as_u16(), 401);
+    let response = send_as(
+        admin,
+        "GET",
+        &format!("/api/users/{vera_id}"),
+        serde_json::Value::Null,
+    )
+    .await;
+    assert_eq!(response.status.as_u16(), 404);
+    server.cleanup().await.expect("clean up");
+}
+
+async fn server_admin_id(client: &cuttle_client::Client) -> String {
+    client.current_user().await.expect("the admin").id
+}

@@ -429,6 +429,63 @@ async fn interruptions_are_answered_and_steps_reordered_in_the_browser() {
     browser
         .wait_for(r#"a[href="/app/Spaces-1"][aria-current="page"]"#)
         .await;
+
+    // Users: an administrator adds one, makes her an administrator, deactivates and deletes her.
+    browser.open("/app/Spaces-1/configuration").await;
+    browser.click(r#"a[href="/app/Spaces-1/users"]"#).await;
+    browser.fill("#new-user [name=Username]", "vera").await;
+    browser.fill("#new-user [name=Password]", "short").await;
+    browser.click("#new-user button[type=submit]").await;
+    browser
+        .wait_for_text("Password must be 8 to 256 characters long")
+        .await;
+    browser
+        .fill("#new-user [name=Password]", "a long password")
+        .await;
+    browser.click("#new-user button[type=submit]").await;
+    browser.wait_for(r#"tr[data-user="vera"]"#).await;
+    browser.screenshot("users").await;
+    let vera_is = |field: &'static str, value: bool| {
+        move |users: &serde_json::Value| {
+            users["Items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|user| user["Username"] == "vera" && user[field] == value)
+        }
+    };
+    browser
+        .click(r#"tr[data-user="vera"] form:nth-of-type(1) button"#)
+        .await;
+    api_until(
+        &server,
+        "/api/users",
+        "vera was not made an administrator",
+        vera_is("IsAdministrator", true),
+    )
+    .await;
+    browser.wait_for(r#"tr[data-user="vera"]"#).await;
+    browser
+        .click(r#"tr[data-user="vera"] form:nth-of-type(2) button"#)
+        .await;
+    api_until(
+        &server,
+        "/api/users",
+        "vera was not deactivated",
+        vera_is("IsActive", false),
+    )
+    .await;
+    browser.wait_for_text("Deactivated").await;
+    browser.click(r#"button[aria-label="Delete vera"]"#).await;
+    browser
+        .client
+        .accept_alert()
+        .await
+        .expect("confirm the delete");
+    api_until(&server, "/api/users", "vera was not deleted", |users| {
+        !users.to_string().contains("\"vera\"")
+    })
+    .await;
 }
 
 /// Reads `path` from the API until `done` holds of the answer (the browser's save finishes
