@@ -643,6 +643,21 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn delete_user_sessions(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE user_id = ?1 AND token_hash <> ?2")
+            .bind(user_id)
+            .bind(keep.unwrap_or_default())
+            .execute(&self.writer)
+            .await
+            .map_err(database_error)?;
+        self.changed().await;
+        Ok(())
+    }
+
     async fn insert_task(&self, task: &TaskRecord) -> Result<(), StoreError> {
         tasks::insert_task(&self.writer, task).await
     }

@@ -771,10 +771,36 @@ pub async fn sessions_round_trip(store: &dyn Store) {
     store.insert_session(&session).await.unwrap();
     assert_eq!(
         store.find_session(&"ef".repeat(32)).await.unwrap(),
-        Some(session)
+        Some(session.clone())
     );
     store.delete_session(&"ef".repeat(32)).await.unwrap();
     assert_eq!(store.find_session(&"ef".repeat(32)).await.unwrap(), None);
+
+    // A password change ends the user's other sessions and keeps the one that made it.
+    for hash in ["a1", "a2", "a3"] {
+        store
+            .insert_session(&SessionRecord {
+                token_hash: hash.repeat(32),
+                ..session.clone()
+            })
+            .await
+            .unwrap();
+    }
+    store
+        .delete_user_sessions("Users-1", Some(&"a2".repeat(32)))
+        .await
+        .unwrap();
+    assert_eq!(store.find_session(&"a1".repeat(32)).await.unwrap(), None);
+    assert!(
+        store
+            .find_session(&"a2".repeat(32))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(store.find_session(&"a3".repeat(32)).await.unwrap(), None);
+    store.delete_user_sessions("Users-1", None).await.unwrap();
+    assert_eq!(store.find_session(&"a2".repeat(32)).await.unwrap(), None);
 }
 
 pub async fn every_committed_change_moves_the_generation(store: &dyn Store) {

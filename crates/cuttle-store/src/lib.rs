@@ -83,6 +83,12 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
     async fn find_session(&self, token_hash: &str) -> Result<Option<SessionRecord>, StoreError>;
     async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError>;
+    /// Ends every session of a user except `keep` (a token hash), as a password change does.
+    async fn delete_user_sessions(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+    ) -> Result<(), StoreError>;
 
     /// Stores a new task (normally `Queued`).
     async fn insert_task(&self, task: &TaskRecord) -> Result<(), StoreError>;

@@ -243,6 +243,7 @@ async fn create_user(
 async fn modify_user(
     State(state): State<AppState>,
     caller: Caller,
+    request_headers: HeaderMap,
     Path(user_id): Path<String>,
     ApiJson(request): ApiJson<UserRequest>,
 ) -> Result<Json<UserResource>, ApiError> {
@@ -290,6 +291,18 @@ async fn modify_user(
         keep_an_administrator(&state, &user.id, Some(&user)).await?;
     }
     state.store().update_resource(&user).await?;
+    if !user.is_active {
+        state.store().delete_user_sessions(&user.id, None).await?;
+    } else if request.password.is_some() {
+        // A new password signs out the user's other browsers; the one that changed it stays.
+        let own_session = cookie_value(&request_headers, SESSION_COOKIE)
+            .filter(|_| caller.user.id == user.id)
+            .map(|token| hash_secret(&token));
+        state
+            .store()
+            .delete_user_sessions(&user.id, own_session.as_deref())
+            .await?;
+    }
     Ok(Json(user_resource(&user)))
 }
 
@@ -309,10 +322,11 @@ async fn delete_user(
     if user.is_active && user.is_administrator {
         keep_an_administrator(&state, &user.id, None).await?;
     }
-    // The user's keys go with them; sessions die with the user (each request loads it).
+    // The user's keys and sessions go with them.
     for key in state.store().list_api_keys(&user.id).await? {
         state.store().delete_api_key(&user.id, &key.id).await?;
     }
+    state.store().delete_user_sessions(&user.id, None).await?;
     state
         .store()
         .write(&[Change::Delete {

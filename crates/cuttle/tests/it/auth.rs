@@ -364,6 +364,29 @@ async fn administrators_manage_users_and_everyone_else_only_views() {
     .await;
     assert_eq!(response.status.as_u16(), 200, "{}", response.body);
 
+    // Changing her password in one browser signs her out of the others.
+    let first_browser = sign_in(&server, "vera", "second password").await;
+    let second_browser = sign_in(&server, "vera", "second password").await;
+    let http = reqwest::Client::new();
+    let changed = http
+        .put(format!("{}/api/users/me", server.base_url))
+        .header("Cookie", &first_browser.cookie_header)
+        .header("X-Octopus-Csrf-Token", &first_browser.csrf_token)
+        .json(&serde_json::json!({"Password": "third password", "OldPassword": "second password"}))
+        .send()
+        .await
+        .expect("change the password");
+    assert_eq!(changed.status(), 200);
+    for (browser, expected) in [(&first_browser, 200), (&second_browser, 401)] {
+        let me = http
+            .get(format!("{}/api/users/me", server.base_url))
+            .header("Cookie", &browser.cookie_header)
+            .send()
+            .await
+            .expect("read herself");
+        assert_eq!(me.status().as_u16(), expected);
+    }
+
     // The last active administrator stays one, and nobody deletes themselves.
     let response = send_as(
         admin,
@@ -401,6 +424,41 @@ async fn administrators_manage_users_and_everyone_else_only_views() {
     .await;
     assert_eq!(response.status.as_u16(), 404);
     server.cleanup().await.expect("clean up");
+}
+
+/// A browser session: its cookies and CSRF token.
+struct BrowserSession {
+    cookie_header: String,
+    csrf_token: String,
+}
+
+async fn sign_in(
+    server: &cuttle_test_support::TestServer,
+    username: &str,
+    password: &str,
+) -> BrowserSession {
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/users/login", server.base_url))
+        .json(&serde_json::json!({"Username": username, "Password": password}))
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(response.status(), 200);
+    let pairs: Vec<String> = response
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok()?.split(';').next().map(str::to_owned))
+        .collect();
+    let csrf_token = pairs
+        .iter()
+        .find_map(|pair| pair.strip_prefix("Octopus-Csrf-Token="))
+        .expect("a CSRF cookie")
+        .to_owned();
+    BrowserSession {
+        cookie_header: pairs.join("; "),
+        csrf_token,
+    }
 }
 
 async fn server_admin_id(client: &cuttle_client::Client) -> String {
