@@ -20,6 +20,7 @@ mod portal;
 mod routes;
 pub mod ssh;
 mod state;
+mod throttle;
 
 use std::future::Future;
 use std::time::Duration;

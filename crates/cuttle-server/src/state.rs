@@ -41,6 +41,8 @@ pub struct AppState {
     /// Held while a package record and its blob change together (upload, delete), so a blob
     /// is never removed while another upload is about to reference it.
     pub(crate) package_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Failed sign-ins by username (`POST /api/users/login`).
+    pub(crate) sign_in_throttle: Arc<crate::throttle::SignInThrottle>,
 }
 
 impl AppState {
@@ -65,6 +67,7 @@ impl AppState {
             blob_store: None,
             max_package_size: DEFAULT_MAX_PACKAGE_SIZE,
             package_lock: Arc::default(),
+            sign_in_throttle: Arc::default(),
         }
     }
 

@@ -469,6 +469,13 @@ async fn login(
     if username.is_empty() || request.password.is_empty() {
         return Err(invalid());
     }
+    let throttle = &state.sign_in_throttle;
+    if let Err(wait) = throttle.check(username, std::time::Instant::now()) {
+        return Err(ApiError::TooManyRequests(format!(
+            "Too many failed sign-ins for {username}: try again in {} seconds.",
+            wait.as_secs().max(1)
+        )));
+    }
     let user = state
         .store()
         .find_resource_by_name::<User>(None, username)
@@ -484,8 +491,12 @@ async fn login(
         .map_err(ApiError::internal)?;
     let user = match user {
         Some(user) if verified && user.is_active && user.password_hash.is_some() => user,
-        _ => return Err(invalid()),
+        _ => {
+            throttle.record_failure(username, std::time::Instant::now());
+            return Err(invalid());
+        }
     };
+    throttle.record_success(username);
 
     let token = generate_token();
     let csrf_token = generate_token();

@@ -464,3 +464,59 @@ async fn sign_in(
 async fn server_admin_id(client: &cuttle_client::Client) -> String {
     client.current_user().await.expect("the admin").id
 }
+
+#[tokio::test]
+async fn repeated_wrong_passwords_lock_the_username_but_not_its_api_keys() {
+    let server = server().await;
+    let attempt = |password: &'static str| {
+        let server = &server;
+        async move {
+            send_as(
+                &server.client,
+                "POST",
+                "/api/users/login",
+                serde_json::json!({"Username": "admin", "Password": password}),
+            )
+            .await
+        }
+    };
+    for _ in 0..5 {
+        assert_error(&attempt("guess").await, 400, "Invalid username or password");
+    }
+    // Locked now: even the right password waits, and says for how long.
+    assert_error(
+        &attempt(TEST_ADMIN_PASSWORD).await,
+        429,
+        "Too many failed sign-ins for admin: try again in",
+    );
+    // Unknown names lock the same way, so the answers do not tell which names exist.
+    for _ in 0..5 {
+        let response = send_as(
+            &server.client,
+            "POST",
+            "/api/users/login",
+            serde_json::json!({"Username": "nobody", "Password": "guess"}),
+        )
+        .await;
+        assert_error(&response, 400, "Invalid username or password");
+    }
+    let response = send_as(
+        &server.client,
+        "POST",
+        "/api/users/login",
+        serde_json::json!({"Username": "nobody", "Password": "guess"}),
+    )
+    .await;
+    assert_eq!(response.status.as_u16(), 429);
+    // API keys are not passwords: automation keeps working.
+    assert_eq!(
+        server
+            .client
+            .current_user()
+            .await
+            .expect("the admin")
+            .username,
+        "admin"
+    );
+    server.cleanup().await.expect("clean up");
+}
