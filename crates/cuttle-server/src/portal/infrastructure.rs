@@ -408,6 +408,13 @@ async fn workers(viewer: Viewer, Path(space_id): Path<String>) -> Result<Respons
         p.muted { "Steps that run on a worker use a registered worker of their pool; when the default pool has none, the server's built-in worker runs them." }
         @for pool in pools {
             h2 { (pool.text("Name")) @if pool.flag("IsDefault") { " " span.badge.queued { "Default pool" } } }
+            @if !pool.flag("IsDefault") {
+                form.inline data-api={ "DELETE /api/" (space_id) "/workerpools/" (pool.text("Id")) } data-then="reload"
+                    data-confirm={ "Delete the worker pool " (pool.text("Name")) "?" } {
+                    button.danger type="submit" aria-label={ "Delete " (pool.text("Name")) } { "Delete pool" }
+                    (form_errors())
+                }
+            }
             @let members: Vec<&Value> = workers.iter().filter(|worker| worker.strings("WorkerPoolIds").contains(&pool.text("Id"))).collect();
             @if members.is_empty() {
                 p.muted { "No workers: " @if pool.flag("IsDefault") { "the built-in worker runs this pool's steps." } @else { "register one with " code { "cuttle agent register-worker --worker-pool '" (pool.text("Name")) "'" } "." } }
@@ -468,6 +475,25 @@ async fn policies(viewer: Viewer, Path(space_id): Path<String>) -> Result<Respon
                 button.primary type="submit" { "Save policy" }
                 (embedded_json(&format!("policy-{}", policy.text("Id")), policy))
             }
+            @if !policy.flag("IsDefault") {
+                form.inline data-api={ "DELETE /api/" (space_id) "/machinepolicies/" (policy.text("Id")) } data-then="reload"
+                    data-confirm={ "Delete the machine policy " (policy.text("Name")) "?" } {
+                    button.danger type="submit" aria-label={ "Delete " (policy.text("Name")) } { "Delete policy" }
+                    (form_errors())
+                }
+            }
+        }
+        form.card #new-policy data-api={ "POST /api/" (space_id) "/machinepolicies" } data-then="reload" {
+            h2 { "Add a machine policy" }
+            (form_errors())
+            (text_field("Name", "Name", "", true))
+            (text_field("Health check interval (hh:mm:ss or d.hh:mm:ss)", "MachineHealthCheckPolicy/HealthCheckInterval", "01:00:00", true))
+            (select_field("Health check", "MachineHealthCheckPolicy/HealthCheckType", &[
+                ("OnlyConnectivity".to_owned(), "Only check the connection".to_owned()),
+                ("RunScript".to_owned(), "Connect and run the health script".to_owned()),
+            ], "OnlyConnectivity"))
+            (text_area("Bash health script", "MachineHealthCheckPolicy/BashHealthCheckPolicy/ScriptBody", "", 4, false))
+            button.primary type="submit" { "Add machine policy" }
         }
     };
     Ok(page(

@@ -245,7 +245,7 @@ async fn lifecycles(viewer: Viewer, Path(space_id): Path<String>) -> Result<Resp
     let body = html! {
         (tabs(&space_id, "Lifecycles"))
         table {
-            thead { tr { th { "Lifecycle" } th { "Phases" } th { "Keeps releases" } } }
+            thead { tr { th { "Lifecycle" } th { "Phases" } th { "Keeps releases" } th { span.sr { "Delete" } } } }
             tbody {
                 @for lifecycle in lifecycles.list("Items") {
                     tr {
@@ -258,6 +258,13 @@ async fn lifecycles(viewer: Viewer, Path(space_id): Path<String>) -> Result<Resp
                             @for phase in lifecycle.list("Phases") { (phase.text("Name")) br; }
                         }
                         td { (retention_text(lifecycle.get("ReleaseRetentionPolicy").unwrap_or(&Value::Null))) }
+                        td {
+                            form.inline data-api={ "DELETE /api/" (space_id) "/lifecycles/" (lifecycle.text("Id")) } data-then="reload"
+                                data-confirm={ "Delete the lifecycle " (lifecycle.text("Name")) "?" } {
+                                button.danger type="submit" aria-label={ "Delete " (lifecycle.text("Name")) } { "Delete" }
+                                (form_errors())
+                            }
+                        }
                     }
                 }
             }

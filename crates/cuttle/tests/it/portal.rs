@@ -486,6 +486,83 @@ async fn interruptions_are_answered_and_steps_reordered_in_the_browser() {
         !users.to_string().contains("\"vera\"")
     })
     .await;
+
+    // A machine policy, a worker pool and a lifecycle added and deleted.
+    let named = |name: &'static str| {
+        move |page: &serde_json::Value| page.to_string().contains(&format!("\"{name}\""))
+    };
+    browser.open("/app/Spaces-1/infrastructure/policies").await;
+    browser.fill("#new-policy [name=Name]", "Nightly").await;
+    browser.click("#new-policy button[type=submit]").await;
+    api_until(
+        &server,
+        "/api/Spaces-1/machinepolicies",
+        "the policy was not added",
+        named("Nightly"),
+    )
+    .await;
+    browser.open("/app/Spaces-1/infrastructure/policies").await;
+    browser
+        .click(r#"button[aria-label="Delete Nightly"]"#)
+        .await;
+    browser
+        .client
+        .accept_alert()
+        .await
+        .expect("confirm the delete");
+    api_until(
+        &server,
+        "/api/Spaces-1/machinepolicies",
+        "the policy was not deleted",
+        |page| !named("Nightly")(page),
+    )
+    .await;
+
+    browser.open("/app/Spaces-1/infrastructure/workers").await;
+    browser.fill("main form.card [name=Name]", "Builders").await;
+    browser.click("main form.card button[type=submit]").await;
+    browser
+        .wait_for(r#"button[aria-label="Delete Builders"]"#)
+        .await;
+    browser
+        .click(r#"button[aria-label="Delete Builders"]"#)
+        .await;
+    browser
+        .client
+        .accept_alert()
+        .await
+        .expect("confirm the delete");
+    api_until(
+        &server,
+        "/api/Spaces-1/workerpools",
+        "the pool was not deleted",
+        |page| !named("Builders")(page),
+    )
+    .await;
+
+    api(
+        &server,
+        "POST",
+        "/api/Spaces-1/lifecycles",
+        json!({"Name": "Short-lived"}),
+    )
+    .await;
+    browser.open("/app/Spaces-1/library/lifecycles").await;
+    browser
+        .click(r#"button[aria-label="Delete Short-lived"]"#)
+        .await;
+    browser
+        .client
+        .accept_alert()
+        .await
+        .expect("confirm the delete");
+    api_until(
+        &server,
+        "/api/Spaces-1/lifecycles",
+        "the lifecycle was not deleted",
+        |page| !named("Short-lived")(page),
+    )
+    .await;
 }
 
 /// Reads `path` from the API until `done` holds of the answer (the browser's save finishes
