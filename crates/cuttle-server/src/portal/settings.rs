@@ -7,7 +7,9 @@ use axum::routing::get;
 use maud::html;
 
 use super::api::Field as _;
-use super::layout::{Section, check_field, form_errors, heading, page, text_field, time};
+use super::layout::{
+    Section, check_field, embedded_json, form_errors, heading, page, text_area, text_field, time,
+};
 use super::{PageError, PortalState, Viewer};
 
 pub(crate) fn routes() -> axum::Router<PortalState> {
@@ -178,24 +180,61 @@ async fn users(viewer: Viewer, Path(space_id): Path<String>) -> Result<Response,
     ))
 }
 
-/// Every space the user can see, to switch between them.
+/// Every space the user can see, to switch between them; administrators add, rename and
+/// delete spaces here.
 async fn spaces(viewer: Viewer, Path(space_id): Path<String>) -> Result<Response, PageError> {
     let spaces = viewer.api.items("/api/spaces").await?;
+    let administrator = viewer.caller.user.is_administrator;
     let body = html! {
         (heading(&[], "Spaces", html! {}))
         p.muted { "Each space has its own projects, environments, targets and library." }
-        table {
-            thead { tr { th { "Space" } th { "Description" } } }
+        table #spaces {
+            thead { tr { th { "Space" } th { "Description" } @if administrator { th { span.sr { "Delete" } } } } }
             tbody {
                 @for space in &spaces {
-                    tr {
+                    @let id = space.text("Id");
+                    tr data-space=(space.text("Name")) {
                         td {
-                            a href={ "/app/" (space.text("Id")) } aria-current=[(space.text("Id") == space_id).then_some("page")] { (space.text("Name")) }
+                            a href={ "/app/" (id) } aria-current=[(id == space_id).then_some("page")] { (space.text("Name")) }
                             @if space.flag("IsDefault") { " " span.badge.queued { "Default" } }
+                            @if administrator {
+                                details {
+                                    summary { "Edit" }
+                                    form data-api={ "PUT /api/spaces/" (id) } data-base={ "#space-" (id) } data-then="reload" {
+                                        (form_errors())
+                                        (text_field("Name", "Name", space.text("Name"), true))
+                                        (text_area("Description", "Description", space.text("Description"), 2, false))
+                                        (check_field("Task queue stopped: no new tasks start (needed before the space can be deleted)",
+                                            "TaskQueueStopped", space.flag("TaskQueueStopped")))
+                                        button.primary type="submit" { "Save" }
+                                    }
+                                    (embedded_json(&format!("space-{id}"), space))
+                                }
+                            }
                         }
                         td.muted { (space.text("Description")) }
+                        @if administrator {
+                            td {
+                                @if !space.flag("IsDefault") {
+                                    form.inline data-api={ "DELETE /api/spaces/" (id) } data-then="reload"
+                                        data-confirm={ "Delete the space " (space.text("Name")) " and everything in it: projects, releases, deployments, targets, packages?" } {
+                                        button.danger type="submit" aria-label={ "Delete " (space.text("Name")) } { "Delete" }
+                                        (form_errors())
+                                    }
+                                }
+                            }
+                        }
                     }
                 }
+            }
+        }
+        @if administrator {
+            form.card #new-space data-api="POST /api/spaces" data-then="reload" {
+                h2 { "Add a space" }
+                (form_errors())
+                (text_field("Name", "Name", "", true))
+                (text_area("Description", "Description", "", 2, false))
+                button.primary type="submit" { "Add space" }
             }
         }
     };

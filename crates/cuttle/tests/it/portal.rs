@@ -563,6 +563,48 @@ async fn interruptions_are_answered_and_steps_reordered_in_the_browser() {
         |page| !named("Short-lived")(page),
     )
     .await;
+
+    // A space added, renamed and deleted.
+    browser.open("/app/Spaces-1/spaces").await;
+    browser.fill("#new-space [name=Name]", "Team B").await;
+    browser.click("#new-space button[type=submit]").await;
+    browser.wait_for(r#"tr[data-space="Team B"]"#).await;
+    browser
+        .click(r#"tr[data-space="Team B"] details summary"#)
+        .await;
+    browser
+        .fill(r#"tr[data-space="Team B"] details [name=Name]"#, "Team Bee")
+        .await;
+    browser
+        .click(r#"tr[data-space="Team B"] details [name=TaskQueueStopped]"#)
+        .await;
+    browser
+        .click(r#"tr[data-space="Team B"] details button.primary"#)
+        .await;
+    api_until(
+        &server,
+        "/api/spaces",
+        "the space was not renamed",
+        named("Team Bee"),
+    )
+    .await;
+    browser.wait_for(r#"tr[data-space="Team Bee"]"#).await;
+    browser.screenshot("spaces").await;
+    browser
+        .click(r#"button[aria-label="Delete Team Bee"]"#)
+        .await;
+    browser
+        .client
+        .accept_alert()
+        .await
+        .expect("confirm the delete");
+    api_until(
+        &server,
+        "/api/spaces",
+        "the space was not deleted",
+        |page| !named("Team Bee")(page),
+    )
+    .await;
 }
 
 /// Reads `path` from the API until `done` holds of the answer (the browser's save finishes
