@@ -337,8 +337,40 @@ async fn accounts(viewer: Viewer, Path(space_id): Path<String>) -> Result<Respon
             thead { tr { th { "Account" } th { "Type" } th { "Username" } th { span.sr { "Delete" } } } }
             tbody {
                 @for account in &accounts {
-                    tr {
-                        td { (account.text("Name")) } td { (account.text("AccountType")) } td { (account.text("Username")) }
+                    @let id = account.text("Id");
+                    @let is_key = account.text("AccountType") == "SshKeyPair";
+                    tr data-account=(account.text("Name")) {
+                        td {
+                            details {
+                                summary { (account.text("Name")) }
+                                // The stored secrets stay unless a new one is typed: the base
+                                // document carries them redacted, and empty fields are left out.
+                                form data-api={ "PUT /api/" (space_id) "/accounts/" (id) } data-base={ "#account-" (id) } data-then="reload" {
+                                    (form_errors())
+                                    (text_field("Name", "Name", account.text("Name"), true))
+                                    (text_field("Username", "Username", account.text("Username"), true))
+                                    @if is_key {
+                                        div.field {
+                                            label { span.label-text { "New private key (empty: keep the current one)" }
+                                                textarea name="PrivateKeyFile/NewValue" rows="4" class="code" autocomplete="off" spellcheck="false" data-omit-empty {} }
+                                        }
+                                        div.field {
+                                            label { span.label-text { "New passphrase (empty: keep the current one)" }
+                                                input type="password" name="PrivateKeyPassphrase/NewValue" autocomplete="new-password" data-omit-empty; }
+                                        }
+                                    } @else {
+                                        div.field {
+                                            label { span.label-text { "New password (empty: keep the current one)" }
+                                                input type="password" name="Password/NewValue" autocomplete="new-password" data-omit-empty; }
+                                            p.field-error data-error-for="Password" hidden {}
+                                        }
+                                    }
+                                    button.primary type="submit" { "Save" }
+                                }
+                                (embedded_json(&format!("account-{id}"), account))
+                            }
+                        }
+                        td { (account.text("AccountType")) } td { (account.text("Username")) }
                         td {
                             form.inline data-api={ "DELETE /api/" (space_id) "/accounts/" (account.text("Id")) } data-then="reload"
                                 data-confirm={ "Delete the account " (account.text("Name")) "?" } {

@@ -605,6 +605,75 @@ async fn interruptions_are_answered_and_steps_reordered_in_the_browser() {
         |page| !named("Team Bee")(page),
     )
     .await;
+
+    // An account edited in place: a new username keeps the password; a new password replaces it,
+    // and no page shows it.
+    api(
+        &server,
+        "POST",
+        "/api/Spaces-1/accounts",
+        json!({"AccountType": "UsernamePassword", "Name": "Deployer", "Username": "deploy", "Password": {"NewValue": "first-secret-value"}}),
+    )
+    .await;
+    let account_is = |username: &'static str| {
+        move |page: &serde_json::Value| {
+            page["Items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|account| {
+                    account["Name"] == "Deployer"
+                        && account["Username"] == username
+                        && account["Password"]["HasValue"] == true
+                })
+        }
+    };
+    browser.open("/app/Spaces-1/infrastructure/accounts").await;
+    browser
+        .click(r#"tr[data-account="Deployer"] details summary"#)
+        .await;
+    browser
+        .fill(
+            r#"tr[data-account="Deployer"] details [name=Username]"#,
+            "deploy2",
+        )
+        .await;
+    browser
+        .click(r#"tr[data-account="Deployer"] details button.primary"#)
+        .await;
+    api_until(
+        &server,
+        "/api/Spaces-1/accounts",
+        "the username was not changed",
+        account_is("deploy2"),
+    )
+    .await;
+    browser.open("/app/Spaces-1/infrastructure/accounts").await;
+    browser
+        .click(r#"tr[data-account="Deployer"] details summary"#)
+        .await;
+    browser
+        .fill(
+            r#"tr[data-account="Deployer"] details [name="Password/NewValue"]"#,
+            "second-secret-value",
+        )
+        .await;
+    browser
+        .click(r#"tr[data-account="Deployer"] details button.primary"#)
+        .await;
+    browser.wait_for(r#"tr[data-account="Deployer"]"#).await;
+    api_until(
+        &server,
+        "/api/Spaces-1/accounts",
+        "the account was not saved",
+        account_is("deploy2"),
+    )
+    .await;
+    let source = browser.source().await;
+    assert!(
+        !source.contains("first-secret-value") && !source.contains("second-secret-value"),
+        "a secret reached the page"
+    );
 }
 
 /// Reads `path` from the API until `done` holds of the answer (the browser's save finishes
