@@ -1015,10 +1015,12 @@ impl DeploymentHandler {
             target,
             activity,
         } = site;
-        // A manual intervention's "Abort" is a person's answer, not a failure to retry.
-        let auto_retry = action
-            .auto_retry()
-            .filter(|_| action.action_type != action_type::MANUAL);
+        // As in Octopus, manual interventions (an "Abort" is a person's answer) and health
+        // checks never retry by themselves.
+        let auto_retry = action.auto_retry().filter(|_| {
+            action.action_type != action_type::MANUAL
+                && action.action_type != action_type::HEALTH_CHECK
+        });
         let mut automatic_retries_used = 0;
         let mut attempt: u32 = 1;
         loop {

@@ -445,10 +445,12 @@ async fn step_editor(
             @if action_type != MANUAL {
                 details #step-retries {
                     summary { "Retries and time limit" }
-                    (text_field("Automatic retries after a failure (empty or 0: none)", "Actions/0/Properties/Octopus.Action.AutoRetry.MaximumCount",
-                        properties.text("Octopus.Action.AutoRetry.MaximumCount"), false))
-                    (text_field("Seconds to wait before each retry (empty: 15)", "Actions/0/Properties/Octopus.Action.AutoRetry.MinimumBackoff",
-                        properties.text("Octopus.Action.AutoRetry.MinimumBackoff"), false))
+                    @if action_type != HEALTH_CHECK {
+                        (text_field("Automatic retries after a failure (empty or 0: none)", "Actions/0/Properties/Octopus.Action.AutoRetry.MaximumCount",
+                            properties.text("Octopus.Action.AutoRetry.MaximumCount"), false))
+                        (text_field("Seconds to wait before each retry (empty: 15)", "Actions/0/Properties/Octopus.Action.AutoRetry.MinimumBackoff",
+                            properties.text("Octopus.Action.AutoRetry.MinimumBackoff"), false))
+                    }
                     (text_field("Execution timeout, minutes per run (empty or 0: no limit)", "Actions/0/Properties/Octopus.Action.ExecutionTimeout.Minutes",
                         properties.text("Octopus.Action.ExecutionTimeout.Minutes"), false))
                 }
