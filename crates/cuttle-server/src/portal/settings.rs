@@ -154,7 +154,6 @@ async fn users(viewer: Viewer, Path(space_id): Path<String>) -> Result<Response,
                                 data-confirm={ "Delete " (name) "? Their API keys stop working." } {
                                 button.danger type="submit" aria-label={ "Delete " (name) } { "Delete" }
                             }
-                            (form_errors())
                         }
                     }
                 }

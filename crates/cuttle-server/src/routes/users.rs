@@ -134,6 +134,15 @@ async fn new_password_hash(password: &str) -> Result<String, ApiError> {
         .map_err(ApiError::internal)?
 }
 
+/// Whether `password` matches the stored hash, checked off the async threads (argon2 is slow
+/// on purpose).
+async fn password_matches(password: &str, password_hash: &str) -> Result<bool, ApiError> {
+    let (password, password_hash) = (password.to_owned(), password_hash.to_owned());
+    tokio::task::spawn_blocking(move || verify_password(&password, &password_hash))
+        .await
+        .map_err(ApiError::internal)
+}
+
 /// Applies a request's fields to `user` (all of them: the caller checked who may set what).
 async fn apply_user_request(user: &mut User, request: &UserRequest) -> Result<(), ApiError> {
     if let Some(username) = &request.username {
@@ -273,13 +282,9 @@ async fn modify_user(
             )));
         }
         if request.password.is_some() {
-            let old_password = request.old_password.clone().unwrap_or_default();
-            let stored_hash = stored.password_hash.clone().unwrap_or_default();
-            let verified =
-                tokio::task::spawn_blocking(move || verify_password(&old_password, &stored_hash))
-                    .await
-                    .map_err(ApiError::internal)?;
-            if !verified {
+            let old_password = request.old_password.as_deref().unwrap_or_default();
+            let stored_hash = stored.password_hash.as_deref().unwrap_or_default();
+            if !password_matches(old_password, stored_hash).await? {
                 return Err(ApiError::bad_request(
                     "OldPassword: give your current password to change it",
                 ));
@@ -480,15 +485,12 @@ async fn login(
         .store()
         .find_resource_by_name::<User>(None, username)
         .await?;
-    let password = request.password.clone();
     let stored_hash = user
         .as_ref()
-        .and_then(|user| user.password_hash.clone())
+        .and_then(|user| user.password_hash.as_deref())
         // Verify against a real hash even for unknown users, so timing does not tell.
-        .unwrap_or_else(|| DUMMY_PASSWORD_HASH.to_owned());
-    let verified = tokio::task::spawn_blocking(move || verify_password(&password, &stored_hash))
-        .await
-        .map_err(ApiError::internal)?;
+        .unwrap_or(DUMMY_PASSWORD_HASH);
+    let verified = password_matches(&request.password, stored_hash).await?;
     let user = match user {
         Some(user) if verified && user.is_active && user.password_hash.is_some() => user,
         _ => {

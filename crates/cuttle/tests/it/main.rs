@@ -36,9 +36,18 @@ async fn server_with(options: ServerOptions) -> TestServer {
 
 /// Sends a JSON body (given as text, so tests can send broken JSON) with the admin key.
 async fn send(server: &TestServer, method: &str, path: &str, body: Option<&str>) -> RawResponse {
+    send_as(&server.client, method, path, body).await
+}
+
+/// [`send`] with `client`'s credentials.
+async fn send_as(
+    client: &cuttle_client::Client,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> RawResponse {
     let method = reqwest::Method::from_bytes(method.as_bytes()).expect("HTTP method");
-    server
-        .client
+    client
         .raw(method, path, body.map(|text| text.as_bytes().to_vec()))
         .await
         .expect("send request")

@@ -162,6 +162,16 @@ impl Browser {
             .unwrap_or_else(|error| panic!("click {css}: {error}"));
     }
 
+    /// Clicks the "Delete {label}" button and accepts its confirmation.
+    async fn delete_confirmed(&self, label: &str) {
+        self.click(&format!(r#"button[aria-label="Delete {label}"]"#))
+            .await;
+        self.client
+            .accept_alert()
+            .await
+            .unwrap_or_else(|error| panic!("confirm deleting {label}: {error}"));
+    }
+
     async fn text(&self, css: &str) -> String {
         self.wait_for(css).await.text().await.expect("element text")
     }
@@ -381,14 +391,7 @@ async fn interruptions_are_answered_and_steps_reordered_in_the_browser() {
         .click(r#"a[href$="/library/packages/Portal.App"]"#)
         .await;
     browser.wait_for_text("Download").await;
-    browser
-        .click(r#"button[aria-label="Delete version 1.2.3"]"#)
-        .await;
-    browser
-        .client
-        .accept_alert()
-        .await
-        .expect("confirm the delete");
+    browser.delete_confirmed("version 1.2.3").await;
     browser.wait_for_text("No versions of this package.").await;
 
     // A lifecycle edited in the library: a phase added and saved.
@@ -476,21 +479,13 @@ async fn interruptions_are_answered_and_steps_reordered_in_the_browser() {
     )
     .await;
     browser.wait_for_text("Deactivated").await;
-    browser.click(r#"button[aria-label="Delete vera"]"#).await;
-    browser
-        .client
-        .accept_alert()
-        .await
-        .expect("confirm the delete");
+    browser.delete_confirmed("vera").await;
     api_until(&server, "/api/users", "vera was not deleted", |users| {
-        !users.to_string().contains("\"vera\"")
+        !lists(users, "Username", "vera")
     })
     .await;
 
     // A machine policy, a worker pool and a lifecycle added and deleted.
-    let named = |name: &'static str| {
-        move |page: &serde_json::Value| page.to_string().contains(&format!("\"{name}\""))
-    };
     browser.open("/app/Spaces-1/infrastructure/policies").await;
     browser.fill("#new-policy [name=Name]", "Nightly").await;
     browser.click("#new-policy button[type=submit]").await;
@@ -498,23 +493,16 @@ async fn interruptions_are_answered_and_steps_reordered_in_the_browser() {
         &server,
         "/api/Spaces-1/machinepolicies",
         "the policy was not added",
-        named("Nightly"),
+        |page| lists(page, "Name", "Nightly"),
     )
     .await;
     browser.open("/app/Spaces-1/infrastructure/policies").await;
-    browser
-        .click(r#"button[aria-label="Delete Nightly"]"#)
-        .await;
-    browser
-        .client
-        .accept_alert()
-        .await
-        .expect("confirm the delete");
+    browser.delete_confirmed("Nightly").await;
     api_until(
         &server,
         "/api/Spaces-1/machinepolicies",
         "the policy was not deleted",
-        |page| !named("Nightly")(page),
+        |page| !lists(page, "Name", "Nightly"),
     )
     .await;
 
@@ -524,19 +512,12 @@ async fn interruptions_are_answered_and_steps_reordered_in_the_browser() {
     browser
         .wait_for(r#"button[aria-label="Delete Builders"]"#)
         .await;
-    browser
-        .click(r#"button[aria-label="Delete Builders"]"#)
-        .await;
-    browser
-        .client
-        .accept_alert()
-        .await
-        .expect("confirm the delete");
+    browser.delete_confirmed("Builders").await;
     api_until(
         &server,
         "/api/Spaces-1/workerpools",
         "the pool was not deleted",
-        |page| !named("Builders")(page),
+        |page| !lists(page, "Name", "Builders"),
     )
     .await;
 
@@ -548,19 +529,12 @@ async fn interruptions_are_answered_and_steps_reordered_in_the_browser() {
     )
     .await;
     browser.open("/app/Spaces-1/library/lifecycles").await;
-    browser
-        .click(r#"button[aria-label="Delete Short-lived"]"#)
-        .await;
-    browser
-        .client
-        .accept_alert()
-        .await
-        .expect("confirm the delete");
+    browser.delete_confirmed("Short-lived").await;
     api_until(
         &server,
         "/api/Spaces-1/lifecycles",
         "the lifecycle was not deleted",
-        |page| !named("Short-lived")(page),
+        |page| !lists(page, "Name", "Short-lived"),
     )
     .await;
 
@@ -585,24 +559,17 @@ async fn interruptions_are_answered_and_steps_reordered_in_the_browser() {
         &server,
         "/api/spaces",
         "the space was not renamed",
-        named("Team Bee"),
+        |page| lists(page, "Name", "Team Bee"),
     )
     .await;
     browser.wait_for(r#"tr[data-space="Team Bee"]"#).await;
     browser.screenshot("spaces").await;
-    browser
-        .click(r#"button[aria-label="Delete Team Bee"]"#)
-        .await;
-    browser
-        .client
-        .accept_alert()
-        .await
-        .expect("confirm the delete");
+    browser.delete_confirmed("Team Bee").await;
     api_until(
         &server,
         "/api/spaces",
         "the space was not deleted",
-        |page| !named("Team Bee")(page),
+        |page| !lists(page, "Name", "Team Bee"),
     )
     .await;
 
@@ -693,6 +660,15 @@ async fn api_until(
         assert!(std::time::Instant::now() < deadline, "{what}: {answer}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Whether an API collection page has an item whose `field` is `value`.
+fn lists(page: &serde_json::Value, field: &str, value: &str) -> bool {
+    page["Items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|item| item[field] == value)
 }
 
 /// The id of the space's first environment.
@@ -986,14 +962,7 @@ async fn a_user_deploys_and_promotes_a_release_in_the_browser() {
     browser
         .open("/app/Spaces-1/infrastructure/environments")
         .await;
-    browser
-        .click(r#"button[aria-label="Delete Production"]"#)
-        .await;
-    browser
-        .client
-        .accept_alert()
-        .await
-        .expect("confirm the delete");
+    browser.delete_confirmed("Production").await;
     let deadline = std::time::Instant::now() + WAIT;
     while browser
         .source()
