@@ -111,33 +111,43 @@ impl TaskContext {
         }
     }
 
-    /// Writes the lines logged so far.
-    pub async fn flush_log(&self) -> Result<(), StoreError> {
-        let lines: Vec<TaskLogLine> = match self.pending_lines.lock() {
+    /// Takes the lines logged and not yet written.
+    fn take_pending_lines(&self) -> Vec<TaskLogLine> {
+        match self.pending_lines.lock() {
             Ok(mut pending) => std::mem::take(&mut *pending),
             Err(_) => Vec::new(),
-        };
+        }
+    }
+
+    /// Puts lines a failed write took back, in front of newer ones, for the next attempt.
+    fn restore_pending_lines(&self, lines: Vec<TaskLogLine>) {
+        if let Ok(mut pending) = self.pending_lines.lock() {
+            let newer = std::mem::take(&mut *pending);
+            *pending = lines;
+            pending.extend(newer);
+        }
+    }
+
+    /// Writes the lines logged so far.
+    pub async fn flush_log(&self) -> Result<(), StoreError> {
+        let lines = self.take_pending_lines();
         if lines.is_empty() {
             return Ok(());
         }
         let id = self.task().id;
-        match self.store.append_task_log(&id, &self.lease, &lines).await {
-            Ok(()) => Ok(()),
-            Err(error) => {
-                // Keep the lines for the next attempt, in front of newer ones.
-                if let Ok(mut pending) = self.pending_lines.lock() {
-                    let newer = std::mem::take(&mut *pending);
-                    *pending = lines;
-                    pending.extend(newer);
-                }
-                Err(error)
-            }
+        let written = self.store.append_task_log(&id, &self.lease, &lines).await;
+        if written.is_err() {
+            self.restore_pending_lines(lines);
         }
+        written
     }
 
-    /// Saves the handler's durable progress (after the log lines before it).
+    /// Saves the handler's durable progress together with the lines logged before it, in one
+    /// transaction: progress that records how far a script's log was copied (`AfterSequence`)
+    /// then never disagrees with the lines written, so a restart after a crash neither loses
+    /// nor repeats a line.
     pub async fn save_progress(&self, progress: serde_json::Value) -> Result<(), StoreError> {
-        self.flush_log().await?;
+        let lines = self.take_pending_lines();
         let task = {
             let mut task = self
                 .task
@@ -148,7 +158,14 @@ impl TaskContext {
             task.last_updated_time = Utc::now();
             task.clone()
         };
-        self.store.save_task(&task, &self.lease).await
+        let saved = self
+            .store
+            .save_task_with_log(&task, &self.lease, &lines)
+            .await;
+        if saved.is_err() {
+            self.restore_pending_lines(lines);
+        }
+        saved
     }
 
     /// Changes the progress document in place and saves it. Unlike [`TaskContext::save_progress`]

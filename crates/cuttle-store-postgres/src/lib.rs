@@ -713,6 +713,15 @@ impl Store for PostgresStore {
         tasks::save_task(&self.pool, task, lease).await
     }
 
+    async fn save_task_with_log(
+        &self,
+        task: &TaskRecord,
+        lease: &Lease,
+        lines: &[TaskLogLine],
+    ) -> Result<(), StoreError> {
+        tasks::save_task_with_log(&self.pool, task, lease, lines).await
+    }
+
     async fn request_task_cancel(
         &self,
         id: &str,

@@ -276,6 +276,31 @@ pub(crate) async fn save_task(
     task: &TaskRecord,
     lease: &Lease,
 ) -> Result<(), StoreError> {
+    let mut connection = writer.acquire().await.map_err(database_error)?;
+    update_task(&mut connection, task, lease).await
+}
+
+/// Appends `lines` and saves `task` in one transaction, so progress that records how far a
+/// copy of lines got never disagrees with the lines written (a crash between two writes
+/// would copy them again after a restart).
+pub(crate) async fn save_task_with_log(
+    writer: &PgPool,
+    task: &TaskRecord,
+    lease: &Lease,
+    lines: &[TaskLogLine],
+) -> Result<(), StoreError> {
+    let mut transaction = writer.begin().await.map_err(database_error)?;
+    // The update checks the lease; without it the transaction is dropped, undoing the lines.
+    update_task(&mut transaction, task, lease).await?;
+    insert_log_lines(&mut transaction, &task.id, lines).await?;
+    transaction.commit().await.map_err(database_error)
+}
+
+async fn update_task(
+    connection: &mut sqlx::PgConnection,
+    task: &TaskRecord,
+    lease: &Lease,
+) -> Result<(), StoreError> {
     let completed = task.state.is_completed();
     let result = sqlx::query(
         "UPDATE tasks SET
@@ -302,7 +327,7 @@ pub(crate) async fn save_task(
     .bind(task.has_pending_interruptions)
     .bind(Json(&task.progress))
     .bind(completed)
-    .execute(writer)
+    .execute(&mut *connection)
     .await
     .map_err(database_error)?;
     if result.rows_affected() == 0 {
@@ -358,6 +383,15 @@ pub(crate) async fn append_task_log(
     if holds_lease.is_none() {
         return Err(StoreError::LeaseLost { id: id.to_owned() });
     }
+    insert_log_lines(&mut transaction, id, lines).await?;
+    transaction.commit().await.map_err(database_error)
+}
+
+async fn insert_log_lines(
+    connection: &mut sqlx::PgConnection,
+    id: &str,
+    lines: &[TaskLogLine],
+) -> Result<(), StoreError> {
     // One statement per batch, with the columns as arrays: a chatty script sends thousands
     // of lines per flush, and a round trip per line would cap the log's rate.
     for chunk in lines.chunks(LOG_ROWS_PER_STATEMENT) {
@@ -377,11 +411,11 @@ pub(crate) async fn append_task_log(
         .bind(&categories)
         .bind(&activities)
         .bind(&messages)
-        .execute(&mut *transaction)
+        .execute(&mut *connection)
         .await
         .map_err(database_error)?;
     }
-    transaction.commit().await.map_err(database_error)
+    Ok(())
 }
 
 pub(crate) async fn task_log(

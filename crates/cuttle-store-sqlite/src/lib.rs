@@ -692,6 +692,15 @@ impl Store for SqliteStore {
         tasks::save_task(&self.writer, task, lease).await
     }
 
+    async fn save_task_with_log(
+        &self,
+        task: &TaskRecord,
+        lease: &Lease,
+        lines: &[TaskLogLine],
+    ) -> Result<(), StoreError> {
+        tasks::save_task_with_log(&self.writer, task, lease, lines).await
+    }
+
     async fn request_task_cancel(
         &self,
         id: &str,

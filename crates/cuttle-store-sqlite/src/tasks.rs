@@ -283,6 +283,31 @@ pub(crate) async fn save_task(
     task: &TaskRecord,
     lease: &Lease,
 ) -> Result<(), StoreError> {
+    let mut connection = writer.acquire().await.map_err(database_error)?;
+    update_task(&mut connection, task, lease).await
+}
+
+/// Appends `lines` and saves `task` in one transaction, so progress that records how far a
+/// copy of lines got never disagrees with the lines written (a crash between two writes
+/// would copy them again after a restart).
+pub(crate) async fn save_task_with_log(
+    writer: &SqlitePool,
+    task: &TaskRecord,
+    lease: &Lease,
+    lines: &[TaskLogLine],
+) -> Result<(), StoreError> {
+    let mut transaction = writer.begin().await.map_err(database_error)?;
+    // The update checks the lease; without it the transaction is dropped, undoing the lines.
+    update_task(&mut transaction, task, lease).await?;
+    insert_log_lines(&mut transaction, &task.id, lines).await?;
+    transaction.commit().await.map_err(database_error)
+}
+
+async fn update_task(
+    connection: &mut sqlx::SqliteConnection,
+    task: &TaskRecord,
+    lease: &Lease,
+) -> Result<(), StoreError> {
     let completed = task.state.is_completed();
     let result = sqlx::query(
         "UPDATE tasks SET
@@ -309,7 +334,7 @@ pub(crate) async fn save_task(
     .bind(task.has_pending_interruptions)
     .bind(task.progress.to_string())
     .bind(completed)
-    .execute(writer)
+    .execute(&mut *connection)
     .await
     .map_err(database_error)?;
     if result.rows_affected() == 0 {
@@ -364,6 +389,15 @@ pub(crate) async fn append_task_log(
     if holds_lease.is_none() {
         return Err(StoreError::LeaseLost { id: id.to_owned() });
     }
+    insert_log_lines(&mut transaction, id, lines).await?;
+    transaction.commit().await.map_err(database_error)
+}
+
+async fn insert_log_lines(
+    connection: &mut sqlx::SqliteConnection,
+    id: &str,
+    lines: &[TaskLogLine],
+) -> Result<(), StoreError> {
     // Many rows per statement: each statement is a round trip to the database thread, and
     // a chatty script sends thousands of lines per flush. 6 parameters per row stays far
     // below SQLite's limit of 32,766 parameters.
@@ -382,11 +416,11 @@ pub(crate) async fn append_task_log(
         insert.push(" ON CONFLICT (task_id, sequence) DO NOTHING");
         insert
             .build()
-            .execute(&mut *transaction)
+            .execute(&mut *connection)
             .await
             .map_err(database_error)?;
     }
-    transaction.commit().await.map_err(database_error)
+    Ok(())
 }
 
 pub(crate) async fn task_log(

@@ -1035,6 +1035,36 @@ pub async fn an_expired_lease_is_resumed_and_the_old_runner_fenced_out(store: &d
         store.task_log("ServerTasks-1", 0, 10).await.unwrap().len(),
         2
     );
+
+    // Lines and progress are written together, or (under a lost lease) neither.
+    let mut progressed = second.task.clone();
+    progressed.progress = serde_json::json!({"AfterSequence": 3});
+    assert!(matches!(
+        store
+            .save_task_with_log(&progressed, &first.lease, &[log_line(3, "stale")])
+            .await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+    assert_eq!(
+        store.task_log("ServerTasks-1", 0, 10).await.unwrap().len(),
+        2,
+        "a refused save writes no lines"
+    );
+    store
+        .save_task_with_log(&progressed, &second.lease, &[log_line(3, "copied")])
+        .await
+        .unwrap();
+    let lines = store.task_log("ServerTasks-1", 0, 10).await.unwrap();
+    assert_eq!(
+        lines.last().map(|line| line.message.as_str()),
+        Some("copied")
+    );
+    let stored = store
+        .get_task("ServerTasks-1")
+        .await
+        .unwrap()
+        .expect("the task");
+    assert_eq!(stored.progress, serde_json::json!({"AfterSequence": 3}));
 }
 
 pub async fn scheduled_tasks_wait_and_expire(store: &dyn Store) {

@@ -119,6 +119,15 @@ pub trait Store: Send + Sync + 'static {
     /// Saves a running task's state, progress and outcome under its lease. A task saved in a
     /// completed state is released.
     async fn save_task(&self, task: &TaskRecord, lease: &Lease) -> Result<(), StoreError>;
+    /// Appends log lines and saves the task in one transaction (progress that says how far
+    /// a copy of lines got must never disagree with the lines written); `LeaseLost` writes
+    /// nothing.
+    async fn save_task_with_log(
+        &self,
+        task: &TaskRecord,
+        lease: &Lease,
+        lines: &[TaskLogLine],
+    ) -> Result<(), StoreError>;
 
     /// Asks a task to stop: a queued one is `Canceled` at once, a running one becomes
     /// `Cancelling` for its runner to act on; a completed one is left alone.
